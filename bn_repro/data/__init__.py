@@ -1,0 +1,46 @@
+"""Datasets by name: ``create_dataset(config)`` builds ``config.dataset``.
+
+A dataset exposes ``num_classes``, ``image_shape``, ``num_train``, ``num_eval`` and
+two iterators of numpy batches (this process's share of each global batch):
+``train_batches(start_step)`` yields {'image', 'label'} forever from that step on,
+``eval_batches()`` yields {'image', 'label', 'mask'} over the whole evaluation split
+once, the padding masked out. Images are uint8 (scaled to [0, 1] on the device) or
+already-normalised float32.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import ml_collections
+
+from bn_repro.data import mnist
+from bn_repro.data.in_memory import InMemoryDataset
+
+
+def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
+    train, test = mnist.load(config.dataset, config.get("data_dir"))
+    return InMemoryDataset(
+        config.dataset,
+        train,
+        test,
+        num_classes=10,
+        batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        seed=config.seed,
+    )
+
+
+DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Any]] = {
+    "mnist": _small_image_dataset,
+    "fashion_mnist": _small_image_dataset,
+}
+
+
+def create_dataset(config: ml_collections.ConfigDict) -> Any:
+    """Builds the dataset named by ``config.dataset``."""
+    if config.dataset not in DATASETS:
+        raise ValueError(
+            f"Unknown dataset {config.dataset!r}; valid choices: {sorted(DATASETS)}. "
+            "Set --config.dataset to one of them."
+        )
+    return DATASETS[config.dataset](config)

