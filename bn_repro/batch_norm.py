@@ -142,9 +142,7 @@ class BatchNorm(nn.Module):
         return y.reshape(x.shape).astype(x.dtype)
 
 
-def population_statistics(
-    batch_moments_fn: Callable[[Any], Any], batches: Iterable[Any]
-) -> Any:
+def population_statistics(batch_moments_fn: Callable[[Any], Any], batches: Iterable[Any]) -> Any:
     """Algorithm 2, step 2: population statistics from K training mini-batches.
 
     Args:

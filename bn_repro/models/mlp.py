@@ -62,5 +62,3 @@ def create(config: ml_collections.ConfigDict) -> MLP:
         bn_momentum=config.bn.momentum,
         bn_group_size=config.bn.group_size or None,
     )
-
-

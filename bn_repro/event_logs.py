@@ -1,0 +1,39 @@
+"""Reading scalar curves back from the TensorBoard event files a run wrote."""
+
+from pathlib import Path
+
+import numpy as np
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
+
+
+def read_scalars(workdir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """All scalars logged under ``workdir``: tag → (steps, values), sorted by step.
+
+    clu's writers store scalars as TF2 summary tensors; if a resumed run logged a
+    step twice, the later value wins.
+    """
+    workdir = Path(workdir)
+    if not list(workdir.glob("events.out.tfevents.*")):
+        raise FileNotFoundError(
+            f"No TensorBoard event files in {workdir}; is it the --workdir of a training run?"
+        )
+    accumulator = event_accumulator.EventAccumulator(
+        str(workdir), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    accumulator.Reload()
+    curves = {}
+    for tag in accumulator.Tags()[event_accumulator.TENSORS]:
+        by_step = {
+            event.step: float(tensor_util.make_ndarray(event.tensor_proto))
+            for event in accumulator.Tensors(tag)
+        }
+        steps = np.array(sorted(by_step))
+        curves[tag] = (steps, np.array([by_step[s] for s in steps]))
+    return curves
+
+
+def first_step_reaching(steps: np.ndarray, values: np.ndarray, target: float) -> int | None:
+    """The first logged step whose value is at least ``target`` (None if never)."""
+    reached = np.nonzero(values >= target)[0]
+    return int(steps[reached[0]]) if len(reached) else None

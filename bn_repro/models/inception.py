@@ -1,0 +1,432 @@
+"""BN-Inception: the Inception network of the paper's appendix (Figure 5), with or without BN.
+
+The ten inception modules are the rows of `FIGURE_5`, copied from the paper's table;
+one builder, `InceptionModule`, turns a row into layers. Every "convolution" of the
+table is a `ConvLayer`: z = g(BN(W ∗ u)) with BN (the bias is dropped, β takes its
+role) or z = g(W ∗ u + b) without. g is ReLU, or the sigmoid for BN-x5-Sigmoid.
+
+Network (``stem="imagenet"``, 224×224 input; "Res" is the output resolution):
+
+  ====================================  =====  ==================================
+  layer                                 Res    notes
+  ====================================  =====  ==================================
+  convolution 7×7/2, 64                 112    separable, depth multiplier 8 [1]
+  max pool 3×3/2                        56
+  [LRN]                                        only with ``use_lrn`` [2]
+  convolution 1×1, 64 + 3×3/1, 192      56     "#3×3 reduce 64, #3×3 192"
+  [LRN]
+  max pool 3×3/2                        28
+  inception 3a, 3b, 3c (stride 2)       28→14  `FIGURE_5`
+  inception 4a..4e (4e stride 2)        14→7
+  inception 5a, 5b                      7
+  global average pool, [dropout], FC    1      ``dropout_rate``, ``num_classes``
+  ====================================  =====  ==================================
+
+Choices where the printed table is ambiguous or inconsistent:
+
+* **Pool projection of 4c and 4d** (``pool_proj_4cd``). The table prints "avg + 128"
+  for both, but then 4c and 4d would output 160+160+160+128 = 96+192+192+128 = 608
+  channels and 4e 1056, while the table prints 576 and 1024. Those printed depths add
+  up only with a projection of 96, which is what the authors' TF-slim inception_v2
+  uses. Default 96 (the printed depths and the authors' code); 128 reproduces the
+  printed projection and the pretrainedmodels PyTorch port (608/1056 channels).
+* **Separable first convolution** (``first_conv``). The appendix: "separable
+  convolution with depth multiplier 8 on the first convolutional layer": a 7×7
+  depthwise convolution giving 8 maps per input channel, then a 1×1 convolution to
+  64, with no nonlinearity in between (TF-slim's separable_conv2d), so BN and g come
+  once, after the 1×1. "plain" is an ordinary 7×7 convolution (pretrainedmodels).
+  As in TF-slim, the depth multiplier is min(depth(64) // 3, 8).
+* **Stride-2 modules 3c and 4e** (the table prints their input size). The stride is
+  on the last 3×3 of each 3×3 branch and on the 3×3/2 max pool, whose output is
+  passed through unprojected; TF-slim does the same.
+* **Padding.** SAME everywhere (TF-slim), so 224 → 112 → 56 → 28 → 14 → 7. The 3×3/1
+  average pools inside modules average only the in-image values at the border
+  (TensorFlow's SAME average pooling), max pools pad with −∞.
+* **Head.** The 7×7 average pool of the table is a global average pool, so the net
+  accepts other input sizes; then dropout (0.4 for the Inception baseline) and one
+  fully-connected layer to the logits, which has no BN (it feeds the softmax, not a
+  nonlinearity).
+
+Counts (scripts/model_summary.py; tests/test_inception.py checks them against an
+independent count of the table). With the printed widths (proj 128), a plain 7×7
+convolution, γ and β, 1000 classes: 11.29M parameters, 2.03 G multiply-accumulates
+per 224×224 image; the separable first convolution takes it to 11.28M and 1.95 G.
+There are 69 BN layers (3 in the stem, 7 per module, 5 in 3c and 4e). The paper's
+"13.6·10⁶ parameters" is not reached by any reading of the table we know of.
+
+Options (top-level config keys, see configs/default.py):
+
+* ``norm``: "batch" (BN before every nonlinearity) or "none".
+* ``activation``: "relu" or "sigmoid", for every hidden nonlinearity.
+* ``use_lrn``: local response normalization where GoogLeNet has it [2].
+* ``dropout_rate``: before the classifier.
+* ``width_multiplier``, ``min_depth``: every depth d becomes
+  max(int(d · width_multiplier), min_depth), TF-slim's depth_multiplier/min_depth.
+* ``stem``: "imagenet" above, or "small" for 28-64 px inputs (Fashion-MNIST,
+  miniature ImageNet): a 3×3/1 first convolution and no first max pool, so the stem
+  downsamples 2× instead of 8× and the modules keep their structure at
+  28 px → 14, 7, 4 (32 px → 16, 8, 4; 64 px → 32, 16, 8), like 28, 14, 7 at 224.
+* ``conv_init_scale``: multiplies the initial convolution weights (the ensemble's
+  "increased initial weights in the convolutional layers"). Convolutions start from
+  TF-slim's He initialisation, a truncated normal with variance 2 / fan-in.
+* ``per_activation_bn_last``: the ensemble's "non-convolutional, per-activation
+  Batch Normalization with last hidden layers". We read "last hidden layer" as the
+  output of inception 5b, the last layer with a nonlinearity (the pooled features
+  are a linear function of it): the four convolutions whose outputs 5b concatenates
+  (1×1, 3×3, second double 3×3, pool projection) get BN with its own statistics, γ
+  and β for every activation (height × width × channel) instead of per feature map.
+  BN stays where it is, before the nonlinearity, and the layer count stays 69.
+* ``bn.epsilon``, ``bn.momentum``, ``bn.group_size`` (0: the whole global batch).
+
+[1] Inputs are images scaled to [0, 1] (the trainer's uint8 scaling), with any
+number of channels (1 for Fashion-MNIST, 3 for ImageNet).
+[2] GoogLeNet places local response normalization after the first max pool and after
+the 3×3 stem convolution. We implement GoogLeNet's (Caffe's, across channels) LRN of
+size n = 5, α = 1e-4, β = 0.75 on an activation a with C channels:
+    b_c = a_c · (1 + (α / n) · Σ_{c' = max(0, c−2)}^{min(C−1, c+2)} a_{c'}²)^(−β).
+Note α / n: Caffe scales α by the window size; tf.nn.local_response_normalization
+does not.
+"""
+
+import dataclasses
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from bn_repro.batch_norm import BatchNorm
+
+PASS_THROUGH = None  # pool branch concatenated without a projection (3c, 4e)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One inception module: a row of Figure 5 (0 in ``n1x1``: no 1×1 branch)."""
+
+    name: str
+    n1x1: int
+    n3x3_reduce: int
+    n3x3: int
+    double_3x3_reduce: int
+    double_3x3: int
+    pool: str  # "avg" or "max", 3×3
+    pool_proj: int | None  # 1×1 projection after the pool, or PASS_THROUGH
+    stride: int
+
+
+# The paper's appendix, Figure 5 (the projections of 4c and 4d: see `pool_proj_4cd`).
+# fmt: off
+FIGURE_5 = tuple(Row(*row) for row in (
+    # name  #1×1  #3×3 reduce  #3×3  double #3×3 reduce  double #3×3  pool   proj          stride
+    ("3a",    64,          64,   64,                 64,          96, "avg",   32,           1),
+    ("3b",    64,          64,   96,                 64,          96, "avg",   64,           1),
+    ("3c",     0,         128,  160,                 64,          96, "max",   PASS_THROUGH, 2),
+    ("4a",   224,          64,   96,                 96,         128, "avg",  128,           1),
+    ("4b",   192,          96,  128,                 96,         128, "avg",  128,           1),
+    ("4c",   160,         128,  160,                128,         160, "avg",  128,           1),
+    ("4d",    96,         128,  192,                160,         192, "avg",  128,           1),
+    ("4e",     0,         128,  192,                192,         256, "max",   PASS_THROUGH, 2),
+    ("5a",   352,         192,  320,                160,         224, "avg",  128,           1),
+    ("5b",   352,         192,  320,                192,         224, "max",  128,           1),
+))
+# fmt: on
+MODULES_WITH_POOL_PROJ_4CD = ("4c", "4d")
+DEPTH_FIELDS = ("n1x1", "n3x3_reduce", "n3x3", "double_3x3_reduce", "double_3x3", "pool_proj")
+
+ACTIVATIONS = {"relu": nn.relu, "sigmoid": nn.sigmoid}
+NORMS = ("batch", "none")
+STEMS = ("imagenet", "small")
+FIRST_CONVS = ("separable", "plain")
+POOL_PROJ_4CD_CHOICES = (96, 128)
+SEPARABLE_DEPTH_MULTIPLIER = 8
+
+# Local response normalization of GoogLeNet (see [2] in the module docstring).
+LRN_SIZE = 5
+LRN_ALPHA = 1e-4
+LRN_BETA = 0.75
+
+# Per-activation BN: statistics, γ and β for every (height, width, channel).
+PER_ACTIVATION_AXES = (-3, -2, -1)
+PER_FEATURE_MAP_AXES = (-1,)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerOptions:
+    """What every convolution layer of one network shares."""
+
+    norm: str = "batch"
+    activation: str = "relu"
+    bn_epsilon: float = 1e-3
+    bn_momentum: float = 0.99
+    bn_group_size: int | None = None
+    conv_init_scale: float = 1.0
+    # 1×1 stride-1 convolutions as matrix products: the same sums, but XLA's CPU
+    # backend runs matrix products (forward and both gradients) several times faster
+    # than its 1×1 convolutions. `create` turns it on only on CPU.
+    matmul_1x1: bool = False
+
+
+class Conv(nn.Module):
+    """A SAME-padded NHWC convolution with an HWIO ``kernel`` (nn.Conv's layout).
+
+    With ``matmul_1x1`` a 1×1 stride-1 convolution is computed as the matrix
+    product it is, contracting the channel axis.
+    """
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+    feature_group_count: int = 1
+    use_bias: bool = True
+    init_scale: float = 1.0
+    matmul_1x1: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        # TF-slim's variance_scaling_initializer: truncated normal, variance 2 / fan-in.
+        kernel_init = nn.initializers.variance_scaling(
+            2.0 * self.init_scale**2, "fan_in", "truncated_normal"
+        )
+        shape = (k, k, x.shape[-1] // self.feature_group_count, self.features)
+        kernel = self.param("kernel", kernel_init, shape, jnp.float32)
+        if self.matmul_1x1 and k == 1 and self.stride == 1 and self.feature_group_count == 1:
+            y = jnp.matmul(x, kernel[0, 0])
+        else:
+            y = jax.lax.conv_general_dilated(
+                x,
+                kernel,
+                window_strides=(self.stride, self.stride),
+                padding="SAME",
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                feature_group_count=self.feature_group_count,
+            )
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        return y
+
+
+class Nonlinearity(nn.Module):
+    """g, a module so that every nonlinearity of the network shows in its module tree."""
+
+    kind: str
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return ACTIVATIONS[self.kind](x)
+
+
+class LocalResponseNorm(nn.Module):
+    """GoogLeNet's across-channel LRN, formula [2] of the module docstring."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        half = LRN_SIZE // 2
+        window_sum = jax.lax.reduce_window(
+            jnp.square(x),
+            0.0,
+            jax.lax.add,
+            window_dimensions=(1,) * (x.ndim - 1) + (LRN_SIZE,),
+            window_strides=(1,) * x.ndim,
+            padding=((0, 0),) * (x.ndim - 1) + ((half, half),),
+        )
+        return x * (1.0 + (LRN_ALPHA / LRN_SIZE) * window_sum) ** -LRN_BETA
+
+
+class ConvLayer(nn.Module):
+    """One "convolution" of Figure 5: z = g(BN(W ∗ u)), or g(W ∗ u + b) without BN.
+
+    ``depth_multiplier > 0`` makes it separable: a depthwise convolution with that
+    many maps per input channel, then a 1×1 convolution to ``features``.
+    """
+
+    features: int
+    kernel_size: int
+    options: LayerOptions
+    stride: int = 1
+    depth_multiplier: int = 0
+    per_activation_bn: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        opts = self.options
+        use_bn = opts.norm == "batch"
+        conv = functools.partial(Conv, init_scale=opts.conv_init_scale, matmul_1x1=opts.matmul_1x1)
+        if self.depth_multiplier:
+            channels = x.shape[-1]
+            x = conv(
+                channels * self.depth_multiplier,
+                self.kernel_size,
+                stride=self.stride,
+                feature_group_count=channels,
+                use_bias=False,
+                name="depthwise",
+            )(x)
+            x = conv(self.features, 1, use_bias=not use_bn, name="pointwise")(x)
+        else:
+            x = conv(
+                self.features,
+                self.kernel_size,
+                stride=self.stride,
+                use_bias=not use_bn,
+                name="conv",
+            )(x)
+        if use_bn:
+            axes = PER_ACTIVATION_AXES if self.per_activation_bn else PER_FEATURE_MAP_AXES
+            x = BatchNorm(
+                use_running_average=not train,
+                momentum=opts.bn_momentum,
+                epsilon=opts.bn_epsilon,
+                group_size=opts.bn_group_size,
+                feature_axes=axes,
+            )(x)
+        return Nonlinearity(opts.activation)(x)
+
+
+def max_pool_3x3(x: jax.Array, stride: int) -> jax.Array:
+    return nn.max_pool(x, (3, 3), strides=(stride, stride), padding="SAME")
+
+
+def avg_pool_3x3(x: jax.Array, stride: int) -> jax.Array:
+    return nn.avg_pool(x, (3, 3), strides=(stride, stride), padding="SAME", count_include_pad=False)
+
+
+POOLS = {"max": max_pool_3x3, "avg": avg_pool_3x3}
+
+
+class InceptionModule(nn.Module):
+    """Builds one row of Figure 5: four branches concatenated along channels.
+
+    1×1 | 1×1 reduce → 3×3 | 1×1 reduce → 3×3 → 3×3 | 3×3 pool → [1×1 projection].
+    A stride-2 row puts its stride on the last convolution of the 3×3 branches and
+    on the pool. ``per_activation_bn`` applies to the four branch outputs.
+    """
+
+    row: Row
+    options: LayerOptions
+    per_activation_bn: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        row, s = self.row, self.row.stride
+        layer = functools.partial(ConvLayer, options=self.options)
+        out = functools.partial(layer, per_activation_bn=self.per_activation_bn)
+        branches = []
+        if row.n1x1:
+            branches.append(out(row.n1x1, 1, name="conv_1x1")(x, train))
+        b = layer(row.n3x3_reduce, 1, name="conv_3x3_reduce")(x, train)
+        branches.append(out(row.n3x3, 3, stride=s, name="conv_3x3")(b, train))
+        b = layer(row.double_3x3_reduce, 1, name="conv_double_3x3_reduce")(x, train)
+        b = layer(row.double_3x3, 3, name="conv_double_3x3_a")(b, train)
+        branches.append(out(row.double_3x3, 3, stride=s, name="conv_double_3x3_b")(b, train))
+        b = POOLS[row.pool](x, s)
+        if row.pool_proj is not PASS_THROUGH:
+            b = out(row.pool_proj, 1, name="pool_proj")(b, train)
+        branches.append(b)
+        return jnp.concatenate(branches, axis=-1)
+
+
+class BNInception(nn.Module):
+    """Figure 5's network: stem, inception 3a-5b, global average pool, classifier."""
+
+    num_classes: int = 1000
+    options: LayerOptions = LayerOptions()
+    stem: str = "imagenet"
+    separable_first_conv: bool = True
+    use_lrn: bool = False
+    dropout_rate: float = 0.0
+    width_multiplier: float = 1.0
+    min_depth: int = 16
+    pool_proj_4cd: int = 96
+    per_activation_bn_last: bool = False
+
+    def depth(self, d: int) -> int:
+        """TF-slim's depth(): every depth scaled, but not below ``min_depth``."""
+        return max(int(d * self.width_multiplier), self.min_depth)
+
+    def rows(self) -> tuple[Row, ...]:
+        """`FIGURE_5` with the chosen 4c/4d projection and every depth scaled."""
+        rows = []
+        for row in FIGURE_5:
+            if row.name in MODULES_WITH_POOL_PROJ_4CD:
+                row = dataclasses.replace(row, pool_proj=self.pool_proj_4cd)
+            depths = {
+                field: self.depth(value)
+                for field, value in dataclasses.asdict(row).items()
+                if field in DEPTH_FIELDS and value
+            }
+            rows.append(dataclasses.replace(row, **depths))
+        return tuple(rows)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        layer = functools.partial(ConvLayer, options=self.options)
+        depth_multiplier = (
+            min(self.depth(64) // 3, SEPARABLE_DEPTH_MULTIPLIER) if self.separable_first_conv else 0
+        )
+        # The small stem keeps full resolution up to the second max pool.
+        kernel, stride = (7, 2) if self.stem == "imagenet" else (3, 1)
+        x = layer(
+            self.depth(64), kernel, stride=stride, depth_multiplier=depth_multiplier, name="conv1"
+        )(x, train)
+        if self.stem == "imagenet":
+            x = max_pool_3x3(x, 2)
+        if self.use_lrn:
+            x = LocalResponseNorm(name="lrn1")(x)
+        x = layer(self.depth(64), 1, name="conv2_3x3_reduce")(x, train)
+        x = layer(self.depth(192), 3, name="conv2_3x3")(x, train)
+        if self.use_lrn:
+            x = LocalResponseNorm(name="lrn2")(x)
+        x = max_pool_3x3(x, 2)
+
+        rows = self.rows()
+        for row in rows:
+            x = InceptionModule(
+                row,
+                self.options,
+                per_activation_bn=self.per_activation_bn_last and row is rows[-1],
+                name=f"inception_{row.name}",
+            )(x, train)
+
+        x = jnp.mean(x, axis=(1, 2))
+        if self.dropout_rate:
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dense(self.num_classes, name="logits")(x)
+
+
+def _check_choice(key: str, value: object, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
+
+
+def create(config: ml_collections.ConfigDict) -> BNInception:
+    """BN-Inception from the top-level config keys (see configs/default.py)."""
+    _check_choice("norm", config.norm, NORMS)
+    _check_choice("activation", config.activation, tuple(ACTIVATIONS))
+    _check_choice("stem", config.stem, STEMS)
+    _check_choice("first_conv", config.first_conv, FIRST_CONVS)
+    _check_choice("pool_proj_4cd", config.pool_proj_4cd, POOL_PROJ_4CD_CHOICES)
+    if config.per_activation_bn_last and config.norm != "batch":
+        raise ValueError("config.per_activation_bn_last needs config.norm='batch'.")
+    options = LayerOptions(
+        norm=config.norm,
+        activation=config.activation,
+        bn_epsilon=config.bn.epsilon,
+        bn_momentum=config.bn.momentum,
+        bn_group_size=config.bn.group_size or None,
+        conv_init_scale=config.conv_init_scale,
+        matmul_1x1=jax.default_backend() == "cpu",
+    )
+    return BNInception(
+        num_classes=config.num_classes,
+        options=options,
+        stem=config.stem,
+        separable_first_conv=config.first_conv == "separable",
+        use_lrn=config.use_lrn,
+        dropout_rate=config.dropout_rate,
+        width_multiplier=config.width_multiplier,
+        min_depth=config.min_depth,
+        pool_proj_4cd=config.pool_proj_4cd,
+        per_activation_bn_last=config.per_activation_bn_last,
+    )

@@ -1,0 +1,99 @@
+"""Training-step throughput of a model: images/s and the model FLOP/s it reaches.
+
+  python scripts/bench_model.py --config=configs/NAME.py --batch_size=N [--config.KEY=VALUE ...]
+
+For example BN-Inception at 224×224, batch 32 (the paper's mini-batch):
+
+  python scripts/bench_model.py --config=configs/default.py --channels=3 --batch_size=32 \\
+      --config.model=inception --config.image_size=224 --config.num_classes=1000
+
+Times the trainer's own compiled step (`bn_repro.train.Trainer`: forward, backward,
+SGD update and BN moving averages) on random images, on whatever devices are present,
+with the batch sharded over them as in training. After ``--warmup`` untimed steps it
+prints the median of ``--steps`` timed steps. Model FLOP/s counts 6 FLOPs per
+multiply-accumulate of the forward pass per image (2 forward, 4 backward: the input
+and the weight gradients), the usual convention, whatever XLA actually executes.
+"""
+
+import os
+
+# Must be set before JAX starts its CPU backend; only XLA's CPU compiler reads it.
+# The fusion emitters slowed this network's training step by about 10% on a 2-core
+# CPU (see README); turning them off keeps XLA's older loop emitters.
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false"
+).strip()
+
+import statistics  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+import model_summary  # noqa: E402  (scripts/ is on sys.path when run as a script)
+from bn_repro import models, train  # noqa: E402
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+flags.DEFINE_integer("batch_size", None, "Global batch size; default: the config's.")
+flags.DEFINE_integer("channels", None, "Input channels; default 1 for (Fashion-)MNIST, else 3.")
+flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
+flags.DEFINE_integer("steps", 5, "Timed steps; the median is reported.")
+
+
+def time_steps(trainer: train.Trainer, batch: dict, warmup: int, steps: int) -> list[float]:
+    """Seconds per training step, each measured to its results being ready."""
+    state = trainer.state
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        state, metrics = trainer.train_loop(state, batch)
+        jax.block_until_ready((state, metrics))
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    config = FLAGS.config
+    if FLAGS.batch_size:
+        config.batch_size = FLAGS.batch_size
+    shape = model_summary.input_shape(config, FLAGS.channels)
+    model = models.create_model(config)
+    macs = model_summary.forward_macs(
+        model, model_summary.abstract_variables(model, shape), shape
+    )
+
+    trainer = train.Trainer(config, types.SimpleNamespace(image_shape=shape))
+    rng = np.random.default_rng(0)
+    host_batch = {  # one step's worth, stacked as the trainer's loop expects
+        "image": rng.integers(0, 256, (1, config.batch_size, *shape), dtype=np.uint8),
+        "label": rng.integers(0, config.num_classes, (1, config.batch_size), dtype=np.int32),
+    }
+    batch = trainer.to_device(host_batch, stacked=True)
+    start = time.perf_counter()
+    trainer.train_loop = trainer.train_loop.lower(trainer.state, batch).compile()
+    compile_seconds = time.perf_counter() - start
+
+    seconds = statistics.median(time_steps(trainer, batch, FLAGS.warmup, FLAGS.steps))
+    images_per_second = config.batch_size / seconds
+    devices = jax.devices()
+    print(
+        f"model {config.model!r}, input {'x'.join(map(str, shape))}, batch {config.batch_size}, "
+        f"{len(devices)} x {devices[0].device_kind}, compiled in {compile_seconds:.0f} s"
+    )
+    print(
+        f"median of {FLAGS.steps} steps: {seconds:.3f} s/step, {images_per_second:.1f} images/s, "
+        f"{6 * macs * images_per_second / 1e9:.1f} model GFLOP/s "
+        f"({macs / 1e9:.3f} G MACs per image forward)"
+    )
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)
