@@ -46,7 +46,8 @@ def minibatch_moments(
     map). With ``group_size=g`` the batch is split into consecutive groups of g
     examples, each normalised by its own statistics (a worker's mini-batch).
 
-    Returns μ_B and σ²_B with shape ``(groups, *feature_shape)`` and m, the number of
+    Returns μ_B and σ²_B, shaped to broadcast against ``x`` split into groups
+    (``(groups, g, ...)`` with the reduced axes kept as size 1), and m, the number of
     values behind each statistic.
     """
     batch = x.shape[0]
@@ -178,6 +179,12 @@ def _sum_over_groups(layer: dict) -> dict:
 
 
 def _add(a: dict, b: dict) -> dict:
+    if float(a["count"]) != float(b["count"]):
+        raise ValueError(
+            f"population_statistics got mini-batches of different sizes (m={float(a['count']):g}"
+            f" and m={float(b['count']):g} values per statistic); Algorithm 2 averages batches of"
+            " one size m. Drop the smaller remainder batch."
+        )
     return {
         "mean": a["mean"] + b["mean"],
         "var": a["var"] + b["var"],
@@ -188,4 +195,9 @@ def _add(a: dict, b: dict) -> dict:
 
 def _expectations(layer: dict) -> dict:
     m, k = layer["count"], layer["groups"]
+    if float(m) < 2:
+        raise ValueError(
+            "population_statistics needs at least 2 values per statistic (m >= 2) for the "
+            "unbiased variance m/(m-1)·σ²; use a larger group_size."
+        )
     return {"mean": layer["mean"] / k, "var": m / (m - 1) * layer["var"] / k}

@@ -1,10 +1,37 @@
-"""Orbax checkpoints of the train state in ``WORKDIR/checkpoints``."""
+"""What a workdir holds to resume a run: orbax checkpoints and the run's config.
 
+Checkpoints live in ``WORKDIR/checkpoints``; orbax writes each into a temporary
+directory and renames it when complete, so a crash mid-write never leaves a
+half-written checkpoint that looks finished. A checkpoint that is damaged anyway
+(truncated files, a full disk) is skipped in favour of the one before it.
+"""
+
+import json
 from pathlib import Path
 from typing import Any
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
+
+CONFIG_FILE = "config.json"
+# Keys that may change between the runs of one workdir: they schedule bookkeeping,
+# not the computation, so the resumed run stays the same experiment.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "total_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "log_every_steps",
+        "keep_checkpoints",
+        "steps_per_loop",
+        "eval_batch_size",
+        "data_dir",
+        "allow_config_change",
+        "skip_nonfinite_steps",
+    }
+)
 
 
 def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
@@ -27,6 +54,78 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
 
 
 def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
-    """The latest checkpoint if there is one, else ``target`` unchanged."""
-    step = manager.latest_step()
-    return target if step is None else restore(manager, step, target)
+    """The latest readable checkpoint, or ``target`` unchanged if there is none."""
+    steps = sorted(manager.all_steps(), reverse=True)
+    for step in steps:
+        try:
+            return restore(manager, step, target)
+        except Exception as error:  # noqa: BLE001 - any damage means: try the previous one
+            message = (
+                f"warning: the checkpoint at step {step} in {manager.directory} is unreadable "
+                f"({type(error).__name__}: {str(error)[:200]}); falling back to the previous one."
+            )
+            logging.warning(message)
+            print(message)
+    if steps:
+        raise RuntimeError(
+            f"None of the checkpoints {steps} in {manager.directory} could be restored; "
+            "move the directory away to start afresh."
+        )
+    return target
+
+
+def ensure_writable(workdir: Path) -> None:
+    """Fails before any training if ``workdir`` cannot hold checkpoints and logs."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        probe = workdir / f".write_test_{jax.process_index()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(
+            f"Cannot write to workdir {workdir} ({error.strerror}); choose a writable "
+            "--workdir or fix its permissions."
+        ) from error
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _as_json(config: ml_collections.ConfigDict) -> dict:
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def check_and_record_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
+    """Refuses to resume a workdir that holds a different experiment; records the config.
+
+    Differences in the keys of ``RESUMABLE_CHANGES`` are allowed; others raise unless
+    ``config.allow_config_change`` is set.
+    """
+    path = workdir / CONFIG_FILE
+    now = _as_json(config)
+    if path.exists() and not config.get("allow_config_change", False):
+        saved, current = _flat(json.loads(path.read_text())), _flat(now)
+        differences = {
+            key: (saved.get(key, "<absent>"), current.get(key, "<absent>"))
+            for key in sorted(saved.keys() | current.keys())
+            if saved.get(key) != current.get(key) and key.split(".")[-1] not in RESUMABLE_CHANGES
+        }
+        if differences:
+            listing = "\n".join(
+                f"  {key}: {old!r} in the workdir, {new!r} now"
+                for key, (old, new) in differences.items()
+            )
+            raise ValueError(
+                f"{workdir} holds a run of a different configuration:\n{listing}\n"
+                "Use another --workdir, or pass --config.allow_config_change=true to resume "
+                "with the new values anyway."
+            )
+    if jax.process_index() == 0:
+        path.write_text(json.dumps(now, indent=2))

@@ -4,26 +4,59 @@
 
 Running the same command again resumes from the latest checkpoint in DIR.
 TensorBoard: tensorboard --logdir DIR
+
+Several processes (hosts) train one model when started with the same command plus
+--coordinator_address=HOST:PORT --num_processes=N --process_id=I (or the environment
+variables BN_REPRO_COORDINATOR, BN_REPRO_NUM_PROCESSES, BN_REPRO_PROCESS_ID); on a
+TPU pod slice or under SLURM/Open MPI these are detected. DIR must be a directory all
+processes share. Only process 0 writes TensorBoard logs and console progress.
 """
 
+import os
+import sys
+
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from bn_repro import train
+from bn_repro import distributed, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
 flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    f"Multi-process runs: HOST:PORT of process 0 (else ${distributed.ENV_COORDINATOR}).",
+)
+flags.DEFINE_integer(
+    "num_processes",
+    None,
+    f"Multi-process runs: number of processes (else ${distributed.ENV_NUM_PROCESSES}).",
+)
+flags.DEFINE_integer(
+    "process_id",
+    None,
+    f"Multi-process runs: this process, 0..N-1 (else ${distributed.ENV_PROCESS_ID}).",
+)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    if jax.process_index() != 0:  # one console: the other processes report only problems
+        logging.set_verbosity(logging.WARNING)
+        sys.stdout = open(os.devnull, "w")  # for the life of the process
     # Keep the console to progress and metrics: orbax logs every file it writes.
     logging.get_absl_handler().addFilter(lambda record: "/orbax/" not in record.pathname)
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+        train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except (train.TrainingDiverged, ValueError, FileNotFoundError, PermissionError) as error:
+        # Errors that explain themselves: the message, not a traceback.
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ not bound by Python dispatch.
 """
 
 import functools
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from absl import logging
 from clu import metric_writers, periodic_actions
 from flax.training import train_state
 from jax.sharding import NamedSharding
@@ -28,6 +26,7 @@ from jax.sharding import PartitionSpec as P
 
 from bn_repro import checkpointing, data, models
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
+from bn_repro.preemption import StopRequest
 
 Batch = dict[str, Any]
 PERCENTILES = (15, 50, 85)
@@ -117,12 +116,23 @@ def train_step(
         return loss, (logits, updates.get(BATCH_STATS, state.batch_stats))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    # A non-finite loss or gradient leaves the state as it was, but for the step count:
+    # the host then stops the run, or skips the step if the config says so.
+    finite = jnp.isfinite(loss) & jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+    )
+    new_state = jax.tree.map(
+        lambda new, old: jnp.where(finite, new, old),
+        state.apply_gradients(grads=grads, batch_stats=batch_stats),
+        state.replace(step=state.step + 1),
+    )
     metrics = {
         "loss": loss,
         "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
         "learning_rate": learning_rate_fn(state.step),
+        "finite": finite,
     }
-    return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
+    return new_state, metrics
 
 
 def train_loop(
@@ -271,35 +281,81 @@ def take_chunk(batches: Iterator[Batch], count: int) -> Batch:
     return {key: np.stack([b[key] for b in chunk]) for key in chunk[0]}
 
 
-def _write_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
-    if jax.process_index() == 0:
-        (workdir / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+def _check_finite(metrics: dict[str, np.ndarray], first_step: int, config) -> int:
+    """Raises on a non-finite step unless they are skipped; returns how many were."""
+    bad = np.nonzero(~metrics["finite"])[0]
+    if len(bad) and not config.skip_nonfinite_steps:
+        i = int(bad[0])
+        raise TrainingDiverged(
+            f"Training diverged: the loss is {metrics['loss'][i]} at step {first_step + i} "
+            f"(learning rate {metrics['learning_rate'][i]:.6g}). Lower --config.learning_rate "
+            f"(now {config.learning_rate}), or pass --config.skip_nonfinite_steps=true to skip "
+            "such steps. The checkpoints in the workdir are those of the last good steps."
+        )
+    return len(bad)
+
+
+def _write_train_metrics(
+    writer: metric_writers.MetricWriter,
+    metrics: dict[str, np.ndarray],
+    first_step: int,
+    config: ml_collections.ConfigDict,
+) -> None:
+    """Writes train/* at every multiple of log_every_steps inside one chunk of steps.
+
+    Loss and accuracy are averaged over the steps since the previous log point within
+    the chunk; skipped (non-finite) steps are left out of the averages and counted.
+    """
+    for i in range(len(metrics["loss"])):
+        step = first_step + i + 1
+        if step % config.log_every_steps and step != config.total_steps:
+            continue
+        window = slice(max(0, i + 1 - config.log_every_steps), i + 1)
+        finite = metrics["finite"][window]
+        scalars = {
+            "train/learning_rate": float(metrics["learning_rate"][i]),
+            "train/skipped_steps": int(np.sum(~finite)),
+        }
+        if finite.any():
+            scalars["train/loss"] = float(np.mean(metrics["loss"][window][finite]))
+            scalars["train/accuracy"] = float(np.mean(metrics["accuracy"][window][finite]))
+        writer.write_scalars(step, scalars)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
-    Returns the final step, the seconds spent training (first step to the last
-    checkpoint written) and the last evaluation's metrics as ``eval/...``.
+    Stops cleanly on SIGTERM/SIGINT: a checkpoint at the step reached, then return.
+    Returns the final step, whether the run was preempted, the seconds spent training
+    and the last evaluation's metrics as ``eval/...``.
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    checkpointing.ensure_writable(workdir)
     dataset = data.create_dataset(config)
     trainer = Trainer(config, dataset)
     manager = checkpointing.create_manager(workdir, config.keep_checkpoints)
+    try:
+        return _train(config, workdir, dataset, trainer, manager)
+    finally:
+        manager.wait_until_finished()  # an in-flight checkpoint is never lost
+        manager.close()
+
+
+def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> dict[str, Any]:
     state = checkpointing.restore_latest(manager, trainer.state)
     start_step = int(state.step)
     if start_step >= config.total_steps:
-        logging.info("Training already finished at step %d; nothing to do.", start_step)
         print(f"{workdir}: already trained to step {start_step}; nothing to do.")
-        manager.close()
-        return {"step": start_step, "train_seconds": 0.0}
+        return {"step": start_step, "preempted": False, "train_seconds": 0.0}
+    checkpointing.check_and_record_config(config, workdir)
     if start_step:
         print(f"{workdir}: resuming from the checkpoint at step {start_step}.")
-    _write_config(config, workdir)
 
     # TensorBoard gets everything; the console gets evaluations and progress lines.
-    # Only process 0 writes.
     if jax.process_index() == 0:
         tensorboard = metric_writers.SummaryWriter(str(workdir))
         writer = metric_writers.MultiWriter([metric_writers.LoggingWriter(), tensorboard])
@@ -309,44 +365,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         num_train_steps=config.total_steps, writer=tensorboard, every_secs=10.0
     )
     batches = dataset.train_batches(start_step)
-    step, eval_metrics = start_step, {}
+    step, eval_metrics, preempted = start_step, {}, False
     start_time = time.perf_counter()
     host_chunk = take_chunk(batches, _chunk_end(step, config) - step)
-    with metric_writers.ensure_flushes(writer):
-        while step < config.total_steps:
+    with metric_writers.ensure_flushes(writer), StopRequest() as stop:
+        while step < config.total_steps and not preempted:
             end = _chunk_end(step, config)
             state, metrics = trainer.train_loop(state, trainer.to_device(host_chunk, stacked=True))
             if end < config.total_steps:  # prepared while the devices compute
                 host_chunk = take_chunk(batches, _chunk_end(end, config) - end)
             metrics = jax.device_get(metrics)
-            for i, s in enumerate(range(step + 1, end + 1)):
-                if s % config.log_every_steps == 0 or s == end == config.total_steps:
-                    window = slice(max(0, i + 1 - config.log_every_steps), i + 1)
-                    tensorboard.write_scalars(
-                        s,
-                        {
-                            "train/loss": float(np.mean(metrics["loss"][window])),
-                            "train/accuracy": float(np.mean(metrics["accuracy"][window])),
-                            "train/learning_rate": float(metrics["learning_rate"][i]),
-                        },
-                    )
+            _check_finite(metrics, step, config)
+            _write_train_metrics(tensorboard, metrics, step, config)
             step = end
             progress(step)
+            preempted = stop.agreed()
             if step % config.eval_every_steps == 0 or step == config.total_steps:
                 eval_metrics = trainer.evaluate(state, dataset.eval_batches())
                 writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-            if step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+            if preempted or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
                 checkpointing.save(manager, step, state)
-    manager.wait_until_finished()
-    manager.close()
     seconds = time.perf_counter() - start_time
-    print(
-        f"{workdir}: trained steps {start_step}-{step} in {seconds:.1f} s "
-        f"({(step - start_step) / seconds:,.0f} steps/s); "
-        + ", ".join(f"eval/{k}={v:.4f}" for k, v in eval_metrics.items())
-    )
+    if preempted:
+        print(
+            f"{workdir}: stopped by {stop.signal_name} at step {step}; checkpoint written. "
+            "Run the same command again to resume."
+        )
+    else:
+        print(
+            f"{workdir}: trained steps {start_step}-{step} in {seconds:.1f} s "
+            f"({(step - start_step) / seconds:,.0f} steps/s); "
+            + ", ".join(f"eval/{k}={v:.4f}" for k, v in eval_metrics.items())
+        )
     return {
         "step": step,
+        "preempted": preempted,
         "train_seconds": seconds,
         **{f"eval/{k}": v for k, v in eval_metrics.items()},
     }

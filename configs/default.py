@@ -59,4 +59,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3
     config.log_every_steps = 100
     config.seed = 0
+
+    # Robustness. A non-finite loss stops the run (the last good checkpoint stays);
+    # with skip_nonfinite_steps such a step is skipped and counted instead.
+    config.skip_nonfinite_steps = False
+    # Resuming a workdir made with other values of the experiment's keys is refused
+    # unless this is set.
+    config.allow_config_change = False
     return config

@@ -16,6 +16,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from bn_repro.batch_norm import (
+    DEFAULT_EPSILON,
     DEFAULT_MOMENTUM,
     BatchNorm,
     minibatch_moments,
@@ -191,7 +192,7 @@ def test_gradients_match_paper_formulas(layout, group_size):
         y = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x)
         return jnp.sum(y * weights)
 
-    d_params, d_x = jax.grad(loss, argnums=(0, 1))(variables["params"], jnp.asarray(x))
+    d_params, d_x = jax.jit(jax.grad(loss, argnums=(0, 1)))(variables["params"], jnp.asarray(x))
 
     axes = reduce_axes(x.ndim, feature_axes)
     gamma = f64(variables["params"]["scale"])
@@ -345,7 +346,12 @@ def test_population_statistics(layout, group_size, k):
     y = model.apply(inference_vars, jnp.asarray(batches[0]), use_running_average=True)
     p = variables["params"]
     expected_y = np_inference(
-        f64(batches[0]), f64(p["scale"]), f64(p["bias"]), expected_mean, expected_var, 1e-3
+        f64(batches[0]),
+        f64(p["scale"]),
+        f64(p["bias"]),
+        expected_mean,
+        expected_var,
+        DEFAULT_EPSILON,
     )
     np.testing.assert_allclose(f64(y), expected_y, rtol=1e-5, atol=1e-5)
 
@@ -380,7 +386,7 @@ def test_population_statistics_nested_layers():
 
     # bn_a sees x (one group, m = 8); bn_b sees 3·BN(x) + 1 in groups of 4 (m = 4).
     inputs_a = [f64(b) for b in batches]
-    inputs_b = [3.0 * np_bn_forward(a, 1.0, 0.0, (0,), 1e-3) + 1.0 for a in inputs_a]
+    inputs_b = [3.0 * np_bn_forward(a, 1.0, 0.0, (0,), DEFAULT_EPSILON) + 1.0 for a in inputs_a]
     for name, inputs, group_size in (("bn_a", inputs_a, None), ("bn_b", inputs_b, 4)):
         groups = [xg for b in inputs for xg in np_groups(b, group_size)]
         m = len(groups[0])
@@ -477,3 +483,19 @@ def test_sharded_training_matches_unsharded(layout, group_size):
     # Both equal the numpy reference over the global batch (not per-device statistics).
     expected = np_train_forward(x, variables, feature_axes, group_size)
     np.testing.assert_allclose(f64(y_sharded), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_population_statistics_refuses_mixed_batch_sizes():
+    """Algorithm 2 averages mini-batches of one size m; a remainder batch is an error."""
+    rng = np.random.default_rng(0)
+    big = jnp.asarray(rng.normal(size=(8, 3)), jnp.float32)
+    small = jnp.asarray(rng.normal(size=(2, 3)), jnp.float32)
+    model = BatchNorm(use_running_average=False)
+    variables = model.init(jax.random.key(0), big)
+
+    def moments(x):
+        return model.apply(variables, x, mutable=["batch_moments"])[1]["batch_moments"]
+
+    for order in ([big, small], [small, big]):
+        with pytest.raises(ValueError, match="m=8 and m=2|m=2 and m=8"):
+            population_statistics(moments, order)

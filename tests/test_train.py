@@ -95,7 +95,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, capsys):
 
     # A finished run says so and does nothing.
     again = train.train_and_evaluate(config, tmp_path / "full")
-    assert again == {"step": 200, "train_seconds": 0.0}
+    assert again == {"step": 200, "preempted": False, "train_seconds": 0.0}
     assert "nothing to do" in capsys.readouterr().out
 
 

@@ -1,6 +1,7 @@
 """The fully-connected network of the paper's MNIST experiment (Section 4.1).
 
 784-100-100-100-10, sigmoid hidden units, small random Gaussian initial weights.
+(`activation` can be "relu" too, for experiments beyond the paper's.)
 With BN, each hidden layer computes z = sigmoid(BN(W u)): BN sits immediately before
 the nonlinearity and the layer bias is dropped, since β takes its role.
 """
@@ -12,6 +13,8 @@ import jax
 import ml_collections
 
 from bn_repro.batch_norm import BatchNorm
+
+ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu}
 
 # Which unit of the last hidden layer Figure 1 (b, c) follows: a "typical sigmoid".
 PROBED_UNIT = 0
@@ -29,6 +32,7 @@ class MLP(nn.Module):
     num_classes: int = 10
     use_bn: bool = False
     init_stddev: float = 0.1
+    activation: str = "sigmoid"
     bn_epsilon: float = 1e-3
     bn_momentum: float = 0.99
     bn_group_size: int | None = None
@@ -48,12 +52,18 @@ class MLP(nn.Module):
                 )(x)
             if i == len(self.hidden) - 1 and not train:
                 self.sow("intermediates", "sigmoid_input", x[:, PROBED_UNIT])
-            x = nn.sigmoid(x)
+            x = ACTIVATIONS[self.activation](x)
         return nn.Dense(self.num_classes, kernel_init=kernel_init)(x)
 
 
 def create(config: ml_collections.ConfigDict) -> MLP:
+    if config.activation not in ACTIVATIONS:
+        raise ValueError(
+            f"Unknown activation {config.activation!r} for the MLP; valid choices: "
+            f"{sorted(ACTIVATIONS)}."
+        )
     return MLP(
+        activation=config.activation,
         hidden=tuple(config.hidden_sizes),
         num_classes=config.num_classes,
         use_bn=config.norm == "batch",
