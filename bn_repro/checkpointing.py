@@ -54,18 +54,29 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
 
 
 def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
-    """The latest readable checkpoint, or ``target`` unchanged if there is none."""
+    """The latest readable checkpoint, or ``target`` unchanged if there is none.
+
+    An unreadable checkpoint is moved to ``WORKDIR/damaged_checkpoints`` (kept for
+    inspection, out of the way of the resumed run's saves) and the one before it is
+    tried.
+    """
     steps = sorted(manager.all_steps(), reverse=True)
     for step in steps:
         try:
             return restore(manager, step, target)
         except Exception as error:  # noqa: BLE001 - any damage means: try the previous one
+            damaged = Path(manager.directory).parent / "damaged_checkpoints" / str(step)
             message = (
                 f"warning: the checkpoint at step {step} in {manager.directory} is unreadable "
-                f"({type(error).__name__}: {str(error)[:200]}); falling back to the previous one."
+                f"({type(error).__name__}: {str(error)[:200]}); moved it to {damaged} and "
+                "falling back to the previous one."
             )
             logging.warning(message)
             print(message)
+            if jax.process_index() == 0:
+                damaged.parent.mkdir(exist_ok=True)
+                (Path(manager.directory) / str(step)).rename(damaged)
+            manager.reload()
     if steps:
         raise RuntimeError(
             f"None of the checkpoints {steps} in {manager.directory} could be restored; "

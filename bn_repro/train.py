@@ -346,12 +346,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
 
 def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> dict[str, Any]:
+    checkpointing.check_and_record_config(config, workdir)
     state = checkpointing.restore_latest(manager, trainer.state)
     start_step = int(state.step)
     if start_step >= config.total_steps:
         print(f"{workdir}: already trained to step {start_step}; nothing to do.")
         return {"step": start_step, "preempted": False, "train_seconds": 0.0}
-    checkpointing.check_and_record_config(config, workdir)
     if start_step:
         print(f"{workdir}: resuming from the checkpoint at step {start_step}.")
 
