@@ -39,6 +39,8 @@ def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
         preservation_policy=ocp.checkpoint_managers.LatestN(keep),
         create=True,
+        # Leftovers of a write cut short (the process was killed) are removed on start.
+        cleanup_tmp_directories=True,
     )
     return ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", options=options)
 
