@@ -116,15 +116,14 @@ def train_step(
         return loss, (logits, updates.get(BATCH_STATS, state.batch_stats))
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    # A non-finite loss or gradient leaves the state as it was, but for the step count:
-    # the host then stops the run, or skips the step if the config says so.
-    finite = jnp.isfinite(loss) & jnp.all(
-        jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
-    )
-    new_state = jax.tree.map(
-        lambda new, old: jnp.where(finite, new, old),
-        state.apply_gradients(grads=grads, batch_stats=batch_stats),
-        state.replace(step=state.step + 1),
+    # A non-finite loss leaves the state as it was, but for the step count: the host
+    # then stops the run, or skips the step if the config says so. (A cond on the
+    # scalar costs nothing; selecting between whole states every step cost 25% here.)
+    finite = jnp.isfinite(loss)
+    new_state = jax.lax.cond(
+        finite,
+        lambda: state.apply_gradients(grads=grads, batch_stats=batch_stats),
+        lambda: state.replace(step=state.step + 1),
     )
     metrics = {
         "loss": loss,
@@ -141,9 +140,17 @@ def train_loop(
     learning_rate_fn: optax.Schedule,
     dropout_key: jax.Array,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """Runs one step per leading-axis entry of ``batches``; returns per-step metrics."""
+    """Runs one step per leading-axis entry of ``batches``; returns per-step metrics.
+
+    ``metrics["state_finite"]`` says whether the parameters are still finite at the end
+    (a finite loss can still come with an infinite gradient).
+    """
     step = functools.partial(train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key)
-    return jax.lax.scan(step, state, batches)
+    state, metrics = jax.lax.scan(step, state, batches)
+    metrics["state_finite"] = jnp.all(
+        jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)])
+    )
+    return state, metrics
 
 
 def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
@@ -288,6 +295,13 @@ class TrainingDiverged(RuntimeError):
 def _check_finite(metrics: dict[str, np.ndarray], first_step: int, config) -> int:
     """Raises on a non-finite step unless they are skipped; returns how many were."""
     bad = np.nonzero(~metrics["finite"])[0]
+    if not metrics["state_finite"]:
+        raise TrainingDiverged(
+            f"Training diverged: the parameters became non-finite between steps {first_step} "
+            f"and {first_step + len(metrics['loss'])}. Lower --config.learning_rate (now "
+            f"{config.learning_rate}). The checkpoints in the workdir are those of the last "
+            "good steps."
+        )
     if len(bad) and not config.skip_nonfinite_steps:
         i = int(bad[0])
         raise TrainingDiverged(
