@@ -7,6 +7,7 @@ half-written checkpoint that looks finished. A checkpoint that is damaged anyway
 """
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -141,4 +142,7 @@ def check_and_record_config(config: ml_collections.ConfigDict, workdir: Path) ->
                 "with the new values anyway."
             )
     if jax.process_index() == 0:
-        path.write_text(json.dumps(now, indent=2))
+        # Atomic replace: the other processes may be reading the previous file.
+        partial = path.with_name(path.name + ".tmp")
+        partial.write_text(json.dumps(now, indent=2))
+        os.replace(partial, path)
