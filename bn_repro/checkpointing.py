@@ -13,8 +13,12 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
+
+from bn_repro.console import say
 
 CONFIG_FILE = "config.json"
 # Keys that may change between the runs of one workdir: they schedule bookkeeping,
@@ -66,26 +70,37 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
     steps = sorted(manager.all_steps(), reverse=True)
     for step in steps:
         try:
-            return restore(manager, step, target)
-        except Exception as error:  # noqa: BLE001 - any damage means: try the previous one
-            damaged = Path(manager.directory).parent / "damaged_checkpoints" / str(step)
-            message = (
-                f"warning: the checkpoint at step {step} in {manager.directory} is unreadable "
-                f"({type(error).__name__}: {str(error)[:200]}); moved it to {damaged} and "
-                "falling back to the previous one."
-            )
-            logging.warning(message)
-            print(message)
-            if jax.process_index() == 0:
-                damaged.parent.mkdir(exist_ok=True)
-                (Path(manager.directory) / str(step)).rename(damaged)
-            manager.reload()
+            state, error = restore(manager, step, target), None
+        except Exception as exception:  # noqa: BLE001 - any damage means: try the previous one
+            state, error = None, exception
+        # All processes must resume from the same step, even if only one of them
+        # found its part of the checkpoint damaged.
+        if _all_processes_agree(error is None):
+            return state
+        damaged = Path(manager.directory).parent / "damaged_checkpoints" / str(step)
+        reason = f"{type(error).__name__}: {str(error)[:200]}" if error else "damaged elsewhere"
+        logging.warning("Checkpoint %d unreadable (%s); moved to %s.", step, reason, damaged)
+        say(
+            f"warning: the checkpoint at step {step} in {manager.directory} is unreadable "
+            f"({reason}); moved it to {damaged} and falling back to the previous one."
+        )
+        if jax.process_index() == 0:
+            damaged.parent.mkdir(exist_ok=True)
+            (Path(manager.directory) / str(step)).rename(damaged)
+        multihost_utils.sync_global_devices(f"moved damaged checkpoint {step}")
+        manager.reload()
     if steps:
         raise RuntimeError(
             f"None of the checkpoints {steps} in {manager.directory} could be restored; "
             "move the directory away to start afresh."
         )
     return target
+
+
+def _all_processes_agree(local_ok: bool) -> bool:
+    if jax.process_count() == 1:
+        return local_ok
+    return bool(np.all(multihost_utils.process_allgather(np.array(local_ok))))
 
 
 def ensure_writable(workdir: Path) -> None:

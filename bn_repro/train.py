@@ -26,6 +26,7 @@ from jax.sharding import PartitionSpec as P
 
 from bn_repro import checkpointing, data, models
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
+from bn_repro.console import say
 from bn_repro.preemption import StopRequest
 
 Batch = dict[str, Any]
@@ -364,10 +365,10 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
     state = checkpointing.restore_latest(manager, trainer.state)
     start_step = int(state.step)
     if start_step >= config.total_steps:
-        print(f"{workdir}: already trained to step {start_step}; nothing to do.")
+        say(f"{workdir}: already trained to step {start_step}; nothing to do.")
         return {"step": start_step, "preempted": False, "train_seconds": 0.0}
     if start_step:
-        print(f"{workdir}: resuming from the checkpoint at step {start_step}.")
+        say(f"{workdir}: resuming from the checkpoint at step {start_step}.")
 
     # TensorBoard gets everything; the console gets evaluations and progress lines.
     if jax.process_index() == 0:
@@ -401,12 +402,12 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
                 checkpointing.save(manager, step, state)
     seconds = time.perf_counter() - start_time
     if preempted:
-        print(
+        say(
             f"{workdir}: stopped by {stop.signal_name} at step {step}; checkpoint written. "
             "Run the same command again to resume."
         )
     else:
-        print(
+        say(
             f"{workdir}: trained steps {start_step}-{step} in {seconds:.1f} s "
             f"({(step - start_step) / seconds:,.0f} steps/s); "
             + ", ".join(f"eval/{k}={v:.4f}" for k, v in eval_metrics.items())
