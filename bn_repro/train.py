@@ -84,7 +84,9 @@ def create_train_state(
     learning_rate_fn: optax.Schedule,
 ) -> TrainState:
     dummy = jnp.zeros((1, *image_shape), jnp.float32)
-    variables = model.init(jax.random.key(config.seed), dummy, train=False)
+    # Compiled: running a deep network's initialisation op by op takes minutes on CPU.
+    init = jax.jit(functools.partial(model.init, train=False))
+    variables = init(jax.random.key(config.seed), dummy)
     return TrainState.create(
         apply_fn=model.apply,
         params=variables["params"],

@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         "--num_shards",
         type=int,
         default=None,
-        help="files per split (default: TFDS's choice, 1024 train / 64 validation for the "
-        "full set); training needs at least one file per process",
+        help="files per split (default: TFDS's choice from the split's size); training "
+        "needs at least as many files in each split as it has processes",
     )
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,131 @@
+"""ImageNet settings shared by the Table-2 configs; each row's file overrides a few.
+
+Rows: inception.py (Inception), bn_baseline.py (BN-Baseline), bn_x5.py (BN-x5),
+bn_x30.py (BN-x30), bn_x5_sigmoid.py (BN-x5-Sigmoid), and inception_sigmoid.py
+(Inception with sigmoid, which the paper reports never leaves chance).
+
+`get_config` holds the values all rows share plus the Inception baseline's training
+settings; `accelerate` applies the Section 4.2.1 changes that make BN-x5, BN-x30 and
+BN-x5-Sigmoid. Paper: arXiv 1502.03167 Section 4.2; ../shared/paper_facts.md §3.
+
+What the paper states: SGD with momentum, 32 examples per mini-batch, distributed
+training; initial learning rates 0.0015 / 0.0075 / 0.045, decayed exponentially,
+6× faster in BN-x*; dropout 40% in Inception, none in BN-x*; L2 5× smaller in BN-x*;
+LRN removed in BN-x*; "within-shard shuffling" and reduced photometric distortions
+in BN-x*; BN before every nonlinearity, convolutional (per feature map).
+
+Choices where the paper is silent (the same in every row):
+
+* Replicas: 50, as in Inception-v3 (Szegedy et al. 2015b, the same group's next
+  paper), so the global batch is 32 × 50 = 1600 (``batch_size``), run
+  synchronously. Any device count dividing 1600 works (8, 16, 32, 64, ...); the
+  number of devices does not change the algorithm.
+* Learning rate and steps: the paper's per-update learning rate is applied to the
+  mean gradient of the 1600-example batch, as TF's synchronous replicas (and the
+  Inception-v3 recipe) do. One of our steps is 1600 examples = 50 of the paper's
+  32-example steps if the paper counts updates summed over replicas (unconfirmed):
+  Table 2's 31.0·10⁶ steps are 620,000 of ours, 2.1·10⁶ are 42,000.
+  ``--config.batch_size`` changes the global batch; the schedule below is in steps,
+  so scale ``lr_decay_steps`` and ``total_steps`` with it.
+* Momentum 0.9 (GoogLeNet's value).
+* Exponential decay (``schedule="exponential"``, staircase): ×0.96 every 8 epochs,
+  GoogLeNet's "decreasing the learning rate by 4% every 8 epochs", for Inception and
+  BN-Baseline (8 epochs = 6,406 steps); 6× faster, every 4/3 epoch (1,068 steps),
+  in BN-x*.
+* L2 weight cost 4e-5 on convolution and classifier kernels (TF-slim's Inception
+  default, the authors' code); 8e-6 in BN-x*.
+* Training length: 620,000 steps (31·10⁶ paper steps, the step at which Inception
+  reaches 72.2%; ≈774 epochs) for Inception and BN-Baseline; 120,000 (6·10⁶ paper
+  steps, where BN-x30 reaches 74.8% and the ensemble's nets peaked; ≈150 epochs) for
+  BN-x*.
+* Photometric distortions: ``distortion_strength`` 1.0 (TF-slim's ranges) in
+  Inception and BN-Baseline, 0.5 (every range halved) in BN-x*.
+* Shuffling: files are read in a fresh order every epoch, ``interleave_cycle`` 16 at
+  a time. Inception and BN-Baseline have no shuffle buffer (``shuffle_buffer=0``),
+  so neighbours within a file meet in the same batch every epoch, which is what
+  "within-shard shuffling" then fixed; BN-x* shuffle through 10,000 examples (about
+  1.1 GB of JPEGs per process).
+* BN (BN rows): ε = 1e-3 (TF-slim), EMA momentum 0.99 for the inference statistics
+  tracked during training; statistics over the whole global batch. The paper's
+  workers normalised over their own 32 examples: ``--config.bn.group_size=32``.
+* Network: BN-Inception of the appendix (bn_repro/models/inception.py) at 224×224,
+  separable first convolution, pool projection 96 in 4c/4d; 1000 classes.
+* Evaluation: every 1,600 steps (2 epochs) on all 50,000 validation images, central
+  crop 87.5%, batch 1600 (the last one padded and masked); top-1 accuracy with the
+  moving-average BN statistics. Checkpoints every 800 steps (1 epoch), the last 3 kept.
+* Input pipeline: see bn_repro/data/imagenet.py.
+"""
+
+import ml_collections
+
+from configs import default
+
+NUM_TRAIN = 1_281_167  # ILSVRC2012 training images
+REPLICAS = 50
+PER_REPLICA_BATCH = 32  # the paper's mini-batch
+BATCH_SIZE = REPLICAS * PER_REPLICA_BATCH
+STEPS_PER_EPOCH = NUM_TRAIN / BATCH_SIZE  # 800.7
+PAPER_STEPS_PER_STEP = REPLICAS  # if the paper's steps are 32-example updates
+
+BASELINE_DECAY_EPOCHS = 8.0  # GoogLeNet: 4% every 8 epochs
+BN_X_DECAY_SPEEDUP = 6  # "we lower the learning rate 6 times faster"
+BN_X_L2_REDUCTION = 5  # "reduce the L2 weight regularization by a factor of 5"
+
+
+def steps(epochs: float) -> int:
+    """Training steps of BATCH_SIZE examples in ``epochs`` passes over ImageNet."""
+    return round(epochs * STEPS_PER_EPOCH)
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = default.get_config()
+    config.dataset = "imagenet2012"
+    config.data_dir = ""  # TFDS data directory; empty: $TFDS_DATA_DIR or ~/tensorflow_datasets
+    config.num_classes = 1000
+    config.image_size = 224
+
+    config.model = "inception"
+    config.stem = "imagenet"
+    config.first_conv = "separable"
+    config.pool_proj_4cd = 96
+    config.activation = "relu"
+    config.norm = "none"
+    config.use_lrn = True
+    config.dropout_rate = 0.4
+
+    # Input pipeline (bn_repro/data/imagenet.py).
+    config.distortion_strength = 1.0
+    config.shuffle_buffer = 0
+    config.interleave_cycle = 16
+
+    config.optimizer = "sgd"
+    config.momentum = 0.9
+    config.learning_rate = 0.0015
+    config.schedule = "exponential"
+    config.lr_decay_rate = 0.96
+    config.lr_decay_steps = steps(BASELINE_DECAY_EPOCHS)
+    config.lr_staircase = True
+    config.weight_decay = 4e-5
+
+    config.batch_size = BATCH_SIZE
+    config.eval_batch_size = BATCH_SIZE
+    config.total_steps = 31_000_000 // PAPER_STEPS_PER_STEP
+    # One step per compiled call: a 1600-image float32 batch is about 1 GB of host memory.
+    config.steps_per_loop = 1
+    config.eval_every_steps = 1600
+    config.checkpoint_every_steps = 800
+    config.keep_checkpoints = 3
+    config.log_every_steps = 100
+    return config
+
+
+def accelerate(config: ml_collections.ConfigDict, learning_rate: float) -> None:
+    """Section 4.2.1's changes to a BN network, in place: the BN-x* training regime."""
+    config.learning_rate = learning_rate
+    config.dropout_rate = 0.0
+    config.weight_decay /= BN_X_L2_REDUCTION
+    config.lr_decay_steps = steps(BASELINE_DECAY_EPOCHS / BN_X_DECAY_SPEEDUP)
+    config.use_lrn = False
+    config.shuffle_buffer = 10_000
+    config.distortion_strength = 0.5
+    config.total_steps = 6_000_000 // PAPER_STEPS_PER_STEP

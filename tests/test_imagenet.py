@@ -1,0 +1,379 @@
+"""ImageNet: scripts/prepare_imagenet.py, bn_repro/data/imagenet.py and the Table-2 configs.
+
+A module fixture writes a miniature ImageNet in the real tar layout (3 classes × 5
+JPEGs in per-class tars inside ILSVRC2012_img_train.tar; the first 10 validation
+file names in ILSVRC2012_img_val.tar), prepares it offline in two files per split
+with the script, and the tests read it back, train on it through the CLI and resume.
+Each CLI run compiles a (tiny) BN-Inception, a minute or more on 2 cores: one config
+and its resumption run in the default suite, the other configs are marked slow.
+"""
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import types
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from bn_repro.data import imagenet
+from configs import (
+    bn_baseline,
+    bn_x5,
+    bn_x5_sigmoid,
+    bn_x30,
+    imagenet_common,
+    inception,
+    inception_sigmoid,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CLASS_INDICES = (0, 417, 999)  # positions in TFDS's labels.txt: the first, a middle, the last
+IMAGES_PER_CLASS = 5
+NUM_VAL = 10
+NUM_SHARDS = 2
+
+
+def _jpeg(rng: np.random.Generator, height: int, width: int) -> bytes:
+    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_manual_dir(directory: Path, synsets: list[str], rng: np.random.Generator) -> None:
+    """ILSVRC2012_img_train.tar (a tar of per-class tars) and ILSVRC2012_img_val.tar."""
+    directory.mkdir(parents=True)
+    with tarfile.open(directory / "ILSVRC2012_img_train.tar", "w") as outer:
+        for synset in synsets:
+            inner_bytes = io.BytesIO()
+            with tarfile.open(fileobj=inner_bytes, mode="w") as inner:
+                for i in range(IMAGES_PER_CLASS):
+                    # Varied sizes and aspect ratios, like the real photos.
+                    _add(inner, f"{synset}_{i}.JPEG", _jpeg(rng, 40 + 7 * i, 64 - 5 * i))
+            _add(outer, f"{synset}.tar", inner_bytes.getvalue())
+    with tarfile.open(directory / "ILSVRC2012_img_val.tar", "w") as tar:
+        # Labels are paired with the sorted names: only the first N names are valid.
+        for i in range(1, NUM_VAL + 1):
+            _add(tar, f"ILSVRC2012_val_{i:08d}.JPEG", _jpeg(rng, 48, 36 + 4 * i))
+
+
+def _lines(relative_path: str) -> list[str]:
+    return tfds.core.tfds_path(relative_path).read_text().split()
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
+    root = tmp_path_factory.mktemp("imagenet")
+    names = _lines("datasets/imagenet2012/labels.txt")
+    synsets = [names[i] for i in CLASS_INDICES]
+    write_manual_dir(root / "manual", synsets, np.random.default_rng(0))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "scripts/prepare_imagenet.py",
+            f"--manual_dir={root / 'manual'}",
+            f"--data_dir={root / 'tfds'}",
+            f"--num_shards={NUM_SHARDS}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    val_synsets = _lines("datasets/imagenet2012/validation_labels.txt")[:NUM_VAL]
+    return types.SimpleNamespace(
+        root=root,
+        data_dir=str(root / "tfds"),
+        prepare_output=result.stdout,
+        train_labels=sorted(i for i in CLASS_INDICES for _ in range(IMAGES_PER_CLASS)),
+        val_labels=[names.index(synset) for synset in val_synsets],
+    )
+
+
+def make_dataset(mini: types.SimpleNamespace, **overrides) -> imagenet.ImageNet:
+    settings = dict(
+        data_dir=mini.data_dir,
+        image_size=32,
+        batch_size=4,
+        eval_batch_size=4,
+        seed=0,
+        distortion_strength=1.0,
+        shuffle_buffer=8,
+        interleave_cycle=2,
+    )
+    return imagenet.ImageNet(**(settings | overrides))
+
+
+# --- Preparation ---------------------------------------------------------------------
+
+
+def test_prepare_builds_both_splits_with_the_right_labels(mini):
+    assert f"train {3 * IMAGES_PER_CLASS}, validation {NUM_VAL}" in mini.prepare_output
+    builder = tfds.builder("imagenet2012", data_dir=mini.data_dir)
+    for split in ("train", "validation"):
+        assert builder.info.splits[split].num_shards == NUM_SHARDS
+    train = list(tfds.as_numpy(builder.as_dataset("train")))
+    labels = {ex["file_name"].decode(): int(ex["label"]) for ex in train}
+    # Train labels come from the inner tar names: the global 0-999 ids survive.
+    names = _lines("datasets/imagenet2012/labels.txt")
+    assert {f: names.index(f.split("_")[0]) for f in labels} == labels
+    assert sorted(labels.values()) == mini.train_labels
+    val = {
+        ex["file_name"].decode(): int(ex["label"])
+        for ex in tfds.as_numpy(builder.as_dataset("validation"))
+    }
+    assert [val[f"ILSVRC2012_val_{i:08d}.JPEG"] for i in range(1, NUM_VAL + 1)] == mini.val_labels
+
+
+@pytest.mark.parametrize(
+    "present", [(), ("ILSVRC2012_img_val.tar",), ("ILSVRC2012_img_train.tar.gz", "val.tar")]
+)
+def test_prepare_names_the_expected_tars_when_one_is_missing(tmp_path, present):
+    for name in present:
+        (tmp_path / name).write_bytes(b"")
+    result = subprocess.run(
+        [sys.executable, "scripts/prepare_imagenet.py", f"--manual_dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "ILSVRC2012_img_train.tar" in result.stderr
+    assert "ILSVRC2012_img_val.tar" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_dataset_says_how_to_prepare_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="scripts/prepare_imagenet.py --manual_dir"):
+        make_dataset(types.SimpleNamespace(data_dir=str(tmp_path)))
+
+
+# --- Training stream -----------------------------------------------------------------
+
+
+def test_training_batches_are_inception_preprocessed_epochs(mini):
+    dataset = make_dataset(mini, batch_size=5)  # 15 examples: 3 batches per epoch
+    assert (dataset.num_train, dataset.num_eval) == (15, NUM_VAL)
+    assert dataset.image_shape == (32, 32, 3)
+    batches = dataset.train_batches(0)
+    epochs = [[next(batches) for _ in range(3)] for _ in range(2)]
+    for epoch in epochs:
+        assert sorted(np.concatenate([b["label"] for b in epoch])) == mini.train_labels
+        for batch in epoch:
+            assert batch["image"].dtype == np.float32 and batch["image"].shape == (5, 32, 32, 3)
+            assert batch["label"].dtype == np.int32
+            assert -1 <= batch["image"].min() < 0 < batch["image"].max() <= 1
+    # A new order and new crops every epoch.
+    first, second = (np.concatenate([b["label"] for b in e]) for e in epochs)
+    assert not np.array_equal(first, second)
+
+
+def test_resumed_stream_matches_the_uninterrupted_one(mini):
+    dataset = make_dataset(mini, batch_size=4)  # epochs of 15 do not align with batches
+    stream = dataset.train_batches(0)
+    expected = [next(stream) for _ in range(10)]
+    for start in (1, 3, 4, 7):
+        resumed = dataset.train_batches(start)
+        for step in range(start, 10):
+            batch = next(resumed)
+            np.testing.assert_array_equal(batch["label"], expected[step]["label"])
+            np.testing.assert_array_equal(batch["image"], expected[step]["image"])
+    # The order is a function of the seed.
+    other = next(make_dataset(mini, seed=1).train_batches(0))
+    assert not np.array_equal(other["image"], expected[0]["image"])
+
+
+def test_without_shuffle_buffer_every_epoch_is_still_complete(mini):
+    dataset = make_dataset(mini, batch_size=5, shuffle_buffer=0)
+    stream = dataset.train_batches(0)
+    labels = [np.concatenate([next(stream)["label"] for _ in range(3)]) for _ in range(4)]
+    assert all(sorted(epoch) == mini.train_labels for epoch in labels)
+
+
+def test_each_process_reads_its_own_files(mini):
+    shares = [make_dataset(mini, process_index=p, process_count=2) for p in range(2)]
+    assert [s._train.paths for s in shares] == [
+        [p] for p in sorted(set(shares[0]._train.paths + shares[1]._train.paths))
+    ]
+    epoch_labels = []
+    for share in shares:
+        assert share.local_batch_size == 2
+        size = share._train.num_examples
+        stream = share.train_batches(0)
+        labels = np.concatenate([next(stream)["label"] for _ in range(-(-3 * size // 2))])
+        # Three epochs of this process's examples, each complete.
+        for e in range(3):
+            assert sorted(labels[e * size : (e + 1) * size]) == sorted(labels[:size])
+        epoch_labels.extend(labels[:size])
+    assert sorted(epoch_labels) == mini.train_labels
+    with pytest.raises(ValueError, match="--num_shards=3"):
+        make_dataset(mini, batch_size=6, eval_batch_size=6, process_index=0, process_count=3)
+
+
+# --- Evaluation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("processes,eval_batch_size", [(1, 4), (1, 10), (2, 4), (2, 6)])
+def test_eval_covers_every_validation_image_exactly_once(mini, processes, eval_batch_size):
+    label_counts, batch_counts = Counter(), set()
+    for p in range(processes):
+        dataset = make_dataset(
+            mini, eval_batch_size=eval_batch_size, process_index=p, process_count=processes
+        )
+        batches = list(dataset.eval_batches())
+        batch_counts.add(len(batches))
+        for batch in batches:
+            assert batch["image"].shape == (eval_batch_size // processes, 32, 32, 3)
+            assert batch["mask"].dtype == bool
+            label_counts.update(batch["label"][batch["mask"]].tolist())
+        assert list(dataset.eval_batches())[0]["image"].tobytes() == batches[0]["image"].tobytes()
+    assert len(batch_counts) == 1  # every process runs the same number of eval steps
+    assert label_counts == Counter(mini.val_labels)
+
+
+# --- Preprocessing -------------------------------------------------------------------
+
+
+def test_impossible_crop_falls_back_to_the_central_crop():
+    # 10×200: no window of ≥ 8% area (160 px) has an aspect ratio within [3/4, 4/3].
+    jpeg = tf.constant(_jpeg(np.random.default_rng(1), 10, 200))
+    central = imagenet.eval_preprocess(jpeg, 16).numpy()
+    for seed in range(4):
+        train = imagenet.train_preprocess(jpeg, tf.constant([seed, 0]), 16, 0.0).numpy()
+        assert np.allclose(train, central, atol=1e-5) or np.allclose(
+            train, central[:, ::-1], atol=1e-5
+        )
+
+
+def test_distortions_keep_grey_grey_and_scale_with_strength():
+    grey = tf.fill([8, 8, 3], 100.0)
+    for seed in range(5):
+        out = imagenet._distort_and_scale(grey, tf.constant([seed, 1]), 1.0).numpy()
+        np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-5)
+        np.testing.assert_allclose(out[..., 1], out[..., 2], atol=1e-5)
+    colour = tf.random.stateless_uniform([8, 8, 3], [0, 0], 0, 255)
+    seed = tf.constant([3, 4])
+    undistorted = colour.numpy() * 2 / 255 - 1
+    deltas = [
+        np.abs(imagenet._distort_and_scale(colour, seed, s).numpy() - undistorted).mean()
+        for s in (0.0, 0.5, 1.0)
+    ]
+    assert deltas[0] < 1e-5 < deltas[1] < deltas[2]
+    with pytest.raises(ValueError, match="distortion_strength"):
+        make_dataset(types.SimpleNamespace(data_dir=""), distortion_strength=3.0)
+
+
+# --- Configs -------------------------------------------------------------------------
+
+ROWS = {
+    "inception": inception,
+    "bn_baseline": bn_baseline,
+    "bn_x5": bn_x5,
+    "bn_x30": bn_x30,
+    "bn_x5_sigmoid": bn_x5_sigmoid,
+    "inception_sigmoid": inception_sigmoid,
+}
+
+
+def test_configs_follow_section_4_2():
+    c = {name: module.get_config() for name, module in ROWS.items()}
+    learning_rates = {name: config.learning_rate for name, config in c.items()}
+    assert learning_rates == {
+        "inception": 0.0015,
+        "bn_baseline": 0.0015,
+        "bn_x5": 0.0075,
+        "bn_x30": 0.045,
+        "bn_x5_sigmoid": 0.0075,
+        "inception_sigmoid": 0.0015,
+    }
+    base, fast = c["bn_baseline"], c["bn_x5"]
+    assert all(config.batch_size == 32 * imagenet_common.REPLICAS for config in c.values())
+    assert all(config.schedule == "exponential" for config in c.values())
+    assert base.lr_decay_steps == pytest.approx(6 * fast.lr_decay_steps, rel=1e-3)
+    assert base.weight_decay == pytest.approx(5 * fast.weight_decay)
+    assert base.dropout_rate == 0.4 and fast.dropout_rate == 0.0
+    assert base.use_lrn and not fast.use_lrn
+    assert fast.distortion_strength < base.distortion_strength
+    assert fast.shuffle_buffer > base.shuffle_buffer
+    assert [c[n].norm for n in ROWS] == ["none", "batch", "batch", "batch", "batch", "none"]
+    sigmoid = [n for n in ROWS if c[n].activation == "sigmoid"]
+    assert sigmoid == ["bn_x5_sigmoid", "inception_sigmoid"]
+    # Apart from the learning rate, BN-x30 is BN-x5; BN-x5-Sigmoid differs only in g.
+    for other, key in (("bn_x30", "learning_rate"), ("bn_x5_sigmoid", "activation")):
+        values = c[other].to_dict()
+        assert {k for k, v in fast.to_dict().items() if values[k] != v} == {key}
+    assert all(config.bn.group_size == 0 for config in c.values())  # cross-replica
+
+
+# --- Training through the CLI --------------------------------------------------------
+
+
+def run_cli(mini: types.SimpleNamespace, name: str, workdir: Path, total_steps: int) -> str:
+    """Trains a tiny Inception with configs/NAME.py; returns the console output."""
+    env = dict(
+        os.environ,
+        # One device, and quick (unoptimised) compilation: the net is what is tested.
+        XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
+        JAX_COMPILATION_CACHE_DIR=str(mini.root / "jax_cache"),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
+    overrides = dict(
+        data_dir=mini.data_dir,
+        stem="small",
+        image_size=32,
+        width_multiplier=0.05,
+        min_depth=4,
+        batch_size=4,
+        eval_batch_size=4,
+        total_steps=total_steps,
+        eval_every_steps=2,
+        checkpoint_every_steps=2,
+        log_every_steps=1,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bn_repro.main", f"--config=configs/{name}.py"]
+        + [f"--workdir={workdir}"]
+        + [f"--config.{key}={value}" for key, value in overrides.items()],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def _check_trained(output: str, workdir: Path, first: int, last: int) -> None:
+    assert f"trained steps {first}-{last}" in output
+    assert "eval/accuracy=" in output and "eval/loss=nan" not in output
+    assert (workdir / "checkpoints" / str(last)).is_dir()
+
+
+def test_cli_trains_bn_x5_and_resumes(mini, tmp_path):
+    _check_trained(run_cli(mini, "bn_x5", tmp_path, total_steps=2), tmp_path, 0, 2)
+    resumed = run_cli(mini, "bn_x5", tmp_path, total_steps=4)
+    assert "resuming from the checkpoint at step 2" in resumed
+    _check_trained(resumed, tmp_path, 2, 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["inception", "bn_baseline", "bn_x30", "bn_x5_sigmoid", "inception_sigmoid"]
+)
+def test_cli_trains_every_other_config(mini, tmp_path, name):
+    _check_trained(run_cli(mini, name, tmp_path, total_steps=2), tmp_path, 0, 2)
