@@ -21,6 +21,7 @@ import numpy as np
 import optax
 from clu import metric_writers, periodic_actions
 from flax.training import train_state
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -316,6 +317,12 @@ def _check_finite(metrics: dict[str, np.ndarray], first_step: int, config) -> in
     return len(bad)
 
 
+def _sum_over_processes(per_step: np.ndarray) -> np.ndarray:
+    if jax.process_count() == 1:
+        return per_step
+    return np.sum(multihost_utils.process_allgather(per_step), axis=0)
+
+
 def _write_train_metrics(
     writer: metric_writers.MetricWriter,
     metrics: dict[str, np.ndarray],
@@ -337,6 +344,8 @@ def _write_train_metrics(
             "train/learning_rate": float(metrics["learning_rate"][i]),
             "train/skipped_steps": int(np.sum(~finite)),
         }
+        if data.SKIPPED_IMAGES in metrics:
+            scalars["train/skipped_images"] = int(np.sum(metrics[data.SKIPPED_IMAGES][window]))
         if finite.any():
             scalars["train/loss"] = float(np.mean(metrics["loss"][window][finite]))
             scalars["train/accuracy"] = float(np.mean(metrics["accuracy"][window][finite]))
@@ -388,10 +397,13 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
     with metric_writers.ensure_flushes(writer), StopRequest() as stop:
         while step < config.total_steps and not preempted:
             end = _chunk_end(step, config)
+            skipped_images = host_chunk.pop(data.SKIPPED_IMAGES, None)
             state, metrics = trainer.train_loop(state, trainer.to_device(host_chunk, stacked=True))
             if end < config.total_steps:  # prepared while the devices compute
                 host_chunk = take_chunk(batches, _chunk_end(end, config) - end)
             metrics = jax.device_get(metrics)
+            if skipped_images is not None:
+                metrics[data.SKIPPED_IMAGES] = _sum_over_processes(skipped_images)
             _check_finite(metrics, step, config)
             _write_train_metrics(tensorboard, metrics, step, config)
             step = end

@@ -23,6 +23,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from bn_repro import event_logs
 from bn_repro.data import imagenet
 from configs import (
     bn_baseline,
@@ -197,6 +198,46 @@ def test_resumed_stream_matches_the_uninterrupted_one(mini):
     assert not np.array_equal(other["image"], expected[0]["image"])
 
 
+def test_unreadable_training_image_is_skipped_and_counted(mini, tmp_path):
+    """A corrupt JPEG in the training data is dropped and counted, not fatal."""
+    names = _lines("datasets/imagenet2012/labels.txt")
+    manual = tmp_path / "manual"
+    write_manual_dir(manual, [names[5]], np.random.default_rng(1))
+    # Rewrite the class tar with one image whose JPEG data is garbage after the header.
+    with tarfile.open(manual / "ILSVRC2012_img_train.tar") as outer:
+        inner = tarfile.open(fileobj=io.BytesIO(outer.extractfile(f"{names[5]}.tar").read()))
+        members = {m.name: inner.extractfile(m).read() for m in inner.getmembers()}
+    corrupt = f"{names[5]}_2.JPEG"
+    members[corrupt] = members[corrupt][:200] + bytes(range(256)) * 4
+    inner_bytes = io.BytesIO()
+    with tarfile.open(fileobj=inner_bytes, mode="w") as tar:
+        for name, data in members.items():
+            _add(tar, name, data)
+    with tarfile.open(manual / "ILSVRC2012_img_train.tar", "w") as outer:
+        _add(outer, f"{names[5]}.tar", inner_bytes.getvalue())
+    subprocess.run(
+        [
+            sys.executable,
+            "scripts/prepare_imagenet.py",
+            f"--manual_dir={manual}",
+            f"--data_dir={tmp_path / 'tfds'}",
+            "--num_shards=1",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    dataset = make_dataset(types.SimpleNamespace(data_dir=str(tmp_path / "tfds")), batch_size=2)
+    batches = dataset.train_batches(0)
+    # 5 records per epoch, 4 readable: 6 batches of 2 use three epochs' readable images.
+    # The third epoch's corrupt record is counted only if the stream has passed it.
+    stream = [next(batches) for _ in range(6)]
+    assert sum(int(b["skipped_images"]) for b in stream) in (2, 3)
+    assert sum(int(b["skipped_images"]) for b in stream[:2]) <= 1
+    assert all(b["image"].shape == (2, 32, 32, 3) for b in stream)
+    assert all(np.isfinite(b["image"]).all() for b in stream)
+
+
 def test_without_shuffle_buffer_every_epoch_is_still_complete(mini):
     dataset = make_dataset(mini, batch_size=5, shuffle_buffer=0)
     stream = dataset.train_batches(0)
@@ -362,6 +403,9 @@ def _check_trained(output: str, workdir: Path, first: int, last: int) -> None:
     assert f"trained steps {first}-{last}" in output
     assert "eval/accuracy=" in output and "eval/loss=nan" not in output
     assert (workdir / "checkpoints" / str(last)).is_dir()
+    curves = event_logs.read_scalars(workdir)
+    steps, skipped = curves["train/skipped_images"]
+    assert steps[-1] == last and not skipped.any()  # every training image was readable
 
 
 def test_cli_trains_bn_x5_and_resumes(mini, tmp_path):

@@ -5,7 +5,8 @@ two iterators of numpy batches (this process's share of each global batch):
 ``train_batches(start_step)`` yields {'image', 'label'} forever from that step on,
 ``eval_batches()`` yields {'image', 'label', 'mask'} over the whole evaluation split
 once, the padding masked out. Images are uint8 (scaled to [0, 1] on the device) or
-already-normalised float32.
+already-normalised float32. A training batch may also carry ``skipped_images``: how
+many unreadable images the dataset dropped to fill it (logged, not trained on).
 """
 
 from collections.abc import Callable
@@ -13,8 +14,10 @@ from typing import Any
 
 import ml_collections
 
-from bn_repro.data import mnist
-from bn_repro.data.in_memory import InMemoryDataset
+SKIPPED_IMAGES = "skipped_images"
+
+from bn_repro.data import mnist  # noqa: E402
+from bn_repro.data.in_memory import InMemoryDataset  # noqa: E402
 
 
 def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:

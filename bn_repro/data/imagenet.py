@@ -28,6 +28,12 @@ resumed at step s starts at epoch ⌊s·b / N_p⌋ of its stream (b = batch_size
 examples per step, N_p its examples) and skips the s·b mod N_p records of that
 epoch that it has already used *before* they are parsed or decoded.
 
+Unreadable images. An image that fails to decode is dropped with a warning and
+counted: each training batch carries ``skipped_images``, which the trainer logs as
+``train/skipped_images``. The batch is filled from the next records, so the stream
+after a dropped image is shifted by one; a run resumed after such a drop is exact up
+to that shift within the current epoch (the dropped image is not in the checkpoint).
+
 Cost of resuming: those skipped records are still read from disk and pass through
 the shuffle buffer, on average half an epoch of the process's files, about
 150 GB / (2P) for ImageNet: 75 s / P at 1 GB/s, ten times that from a 100 MB/s
@@ -44,6 +50,8 @@ import jax
 import ml_collections
 import numpy as np
 import tensorflow as tf
+
+from bn_repro.data import SKIPPED_IMAGES
 
 Batch = dict[str, np.ndarray]
 
@@ -301,28 +309,43 @@ class ImageNet:
         return (
             records.enumerate()
             .skip(skip)
-            .map(lambda i, r: (tf.random.experimental.stateless_fold_in(seeds[2], i), r))
+            .map(
+                lambda i, r: (
+                    epoch * self._train.num_examples + i,
+                    tf.random.experimental.stateless_fold_in(seeds[2], i),
+                    r,
+                )
+            )
         )
 
     def train_batches(self, start_step: int = 0) -> Iterator[Batch]:
         """This process's share of the global batches from ``start_step`` on."""
         first_epoch, skip = divmod(start_step * self.local_batch_size, self._train.num_examples)
 
-        def example(seed: tf.Tensor, record: tf.Tensor) -> dict[str, tf.Tensor]:
+        def example(position, seed, record) -> dict[str, tf.Tensor]:
             jpeg, label = _parse(record)
             image = train_preprocess(jpeg, seed, self.image_size, self.distortion_strength)
-            return {"image": image, "label": label}
+            return {"image": image, "label": label, "position": position}
 
         dataset = (
             tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
             .flat_map(lambda e: self._epoch(e, tf.where(e == first_epoch, np.int64(skip), 0)))
             .map(example, num_parallel_calls=tf.data.AUTOTUNE)
+            # An image that cannot be decoded is dropped (and counted below) rather
+            # than ending a run of millions of steps.
+            .ignore_errors(log_warning=True)
             .batch(self.local_batch_size, drop_remainder=True)
             # Two batches ahead: a 1600-image float32 batch is about 1 GB.
             .prefetch(2)
             .with_options(_options())
         )
-        yield from dataset.as_numpy_iterator()
+        last_position = first_epoch * self._train.num_examples + skip - 1
+        for batch in dataset.as_numpy_iterator():
+            # Positions in the stream are consecutive but for the dropped images.
+            position = batch.pop("position")
+            batch[SKIPPED_IMAGES] = np.int32(position[-1] - last_position - len(position))
+            last_position = position[-1]
+            yield batch
 
     def eval_batches(self) -> Iterator[Batch]:
         """This process's share of the whole validation split once, padded and masked."""
