@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 import optax
 from clu import metric_writers, periodic_actions
+from flax import traverse_util
 from flax.training import train_state
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
@@ -166,9 +167,10 @@ def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
         mutable=["intermediates"],
     )
     mask = batch["mask"].astype(jnp.float32)
+    # sow() keeps a tuple of the values it was given; models sow once per call.
     probes = {
-        "/".join(path[:-1]) if isinstance(path[-1], int) else "/".join(path): value
-        for path, value in _flatten(sown.get("intermediates", {}))
+        "/".join(path): values[0]
+        for path, values in traverse_util.flatten_dict(sown.get("intermediates", {})).items()
     }
     return {
         "loss_sum": jnp.sum(cross_entropy(logits, batch["label"]) * mask),
@@ -177,15 +179,6 @@ def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
         "mask": mask,
         "probes": probes,
     }
-
-
-def _flatten(tree: Any, prefix: tuple = ()) -> Iterator[tuple[tuple, Any]]:
-    if isinstance(tree, (dict, tuple)):
-        items = tree.items() if isinstance(tree, dict) else enumerate(tree)
-        for key, sub in items:
-            yield from _flatten(sub, prefix + (key,))
-    else:
-        yield prefix, tree
 
 
 class Trainer:
