@@ -1,0 +1,297 @@
+"""Evaluates a checkpoint of a run deterministically: top-1, top-5 and loss.
+
+  python -m bn_repro.evaluate --workdir=DIR [--bn_stats=ema|population]
+      [--population_batches=K] [--crops=center|144] [--step=N] [--config=configs/NAME.py]
+      [--images_per_batch=N] [--name=NAME]
+
+* ``--bn_stats=ema`` (default) uses the moving averages kept while training, the
+  statistics behind the accuracy curves; ``population`` replaces them by Algorithm 2's:
+  E[x] = mean of μ_B and Var[x] = m/(m−1) · mean of σ²_B over K training mini-batches
+  (``--population_batches``, default 100; the first K batches of the run's training
+  stream, with its augmentation, as "training mini-batches" in the paper).
+* ``--crops=center`` is the single crop the run evaluated while training; ``144``
+  is GoogLeNet's 144 crops (bn_repro/data/multicrop.py), class probabilities averaged,
+  ``--images_per_batch`` images (144 crops each) at a time.
+* ``--step`` picks a checkpoint (default: the latest).
+* The config is the run's own DIR/config.json unless ``--config`` is given (then
+  ``--config.KEY=VALUE`` overrides work too, e.g. a ``data_dir`` on another machine).
+
+Inference is deterministic: BN applies the fixed affine map of its statistics, so an
+image's prediction never depends on the rest of its batch. Results go to the console,
+to DIR/eval/NAME_stepN.json and, as TensorBoard scalars NAME/accuracy,
+NAME/top5_accuracy and NAME/loss at step N, to DIR/eval (``tensorboard --logdir
+DIR``); NAME defaults to e.g. ``population100_144crops``. The checkpoints are opened
+read-only, so a run may still be training in DIR.
+"""
+
+import dataclasses
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import app, flags, logging
+from clu import metric_writers
+from ml_collections import config_flags
+
+from bn_repro import checkpointing, data, train
+from bn_repro.batch_norm import BATCH_STATS, population_statistics
+from bn_repro.console import say
+from bn_repro.data import multicrop
+
+BN_STATS = ("ema", "population")
+CROPS = ("center", "144")
+DEFAULT_POPULATION_BATCHES = 100
+TOP_K = 5
+
+Batch = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """Per-image log class probabilities (averaged over crops) of one checkpoint."""
+
+    log_probs: np.ndarray  # (images, classes)
+    labels: np.ndarray  # (images,)
+    step: int
+
+
+def load_config(
+    workdir: str | Path, config: ml_collections.ConfigDict | None = None
+) -> ml_collections.ConfigDict:
+    """``config`` if given, else the run's own ``workdir/config.json``."""
+    if not Path(workdir).is_dir():
+        raise FileNotFoundError(f"{workdir} is not a directory; pass a training run's --workdir.")
+    if config is not None:
+        return config
+    path = Path(workdir) / checkpointing.CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist; pass the run's config with --config=configs/NAME.py."
+        )
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def open_checkpoints(workdir: str | Path) -> ocp.CheckpointManager:
+    """A read-only manager: it never deletes or cleans up what a training run writes."""
+    directory = Path(workdir).absolute() / "checkpoints"
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"No checkpoints in {directory}; is {workdir} the --workdir of a training run?"
+        )
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+    return ocp.CheckpointManager(directory, options=options)
+
+
+def restore_checkpoint(
+    trainer: train.Trainer, workdir: str | Path, step: int | None = None
+) -> train.TrainState:
+    """The train state at ``step`` (default: the latest checkpoint) of ``workdir``."""
+    manager = open_checkpoints(workdir)
+    try:
+        steps = sorted(manager.all_steps())
+        if not steps:
+            raise FileNotFoundError(f"No checkpoints in {manager.directory} yet.")
+        step = steps[-1] if step is None else step
+        if step not in steps:
+            raise ValueError(f"No checkpoint at step {step} in {workdir}; available: {steps}.")
+        try:
+            return checkpointing.restore(manager, step, trainer.state)
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"The checkpoint at step {step} of {workdir} does not fit the model of this "
+                f"config ({type(error).__name__}: {str(error)[:300]}). Evaluate with the "
+                "run's own config: omit --config."
+            ) from error
+    finally:
+        manager.close()
+
+
+def with_population_statistics(
+    trainer: train.Trainer, state: train.TrainState, dataset: Any, num_batches: int
+) -> train.TrainState:
+    """``state`` with Algorithm 2's population statistics over ``num_batches`` batches."""
+    if num_batches < 1:
+        raise ValueError(f"--population_batches={num_batches} must be at least 1.")
+    if not state.batch_stats:  # a network without BN: nothing to replace
+        return state
+    # From step 0: any training batches will do, and step 0 needs no skipping in a
+    # streamed dataset.
+    batches = itertools.islice(dataset.train_batches(0), num_batches)
+    stats = population_statistics(trainer.batch_moments_fn(state), batches)
+    return state.replace(batch_stats=jax.device_put(stats, trainer.replicated))
+
+
+def _log_probabilities(state: train.TrainState, batch: Batch) -> dict[str, jax.Array]:
+    """log of the class probabilities averaged over each image's crops (axis 1)."""
+    images = batch["image"]
+    images_per_batch, crops = images.shape[:2]
+    logits = state.apply_fn(
+        {"params": state.params, BATCH_STATS: state.batch_stats},
+        train.to_model_input(images.reshape((-1, *images.shape[2:]))),
+        train=False,
+    )
+    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(images_per_batch, crops, -1)
+    # log of the mean of the crops' probabilities, without leaving log space.
+    mean = jax.nn.logsumexp(log_probs, axis=1) - jnp.log(crops)
+    return {"log_probs": mean, "label": batch["label"], "mask": batch["mask"]}
+
+
+def predict(
+    trainer: train.Trainer, state: train.TrainState, batches: Iterator[Batch]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log class probabilities and labels of every unmasked image of ``batches``.
+
+    Each batch's 'image' is (images, crops, H, W, C).
+    """
+    step = jax.jit(_log_probabilities, out_shardings=trainer.replicated)
+    log_probs, labels = [], []
+    for host_batch in batches:
+        out = jax.device_get(step(state, trainer.to_device(host_batch)))
+        log_probs.append(out["log_probs"][out["mask"]])
+        labels.append(out["label"][out["mask"]])
+    return np.concatenate(log_probs), np.concatenate(labels)
+
+
+def accuracy_metrics(log_probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Top-1 and top-5 accuracy and the mean cross-entropy of the predictions."""
+    ranked = np.argsort(-log_probs, axis=1, kind="stable")[:, :TOP_K]
+    return {
+        "accuracy": float(np.mean(ranked[:, 0] == labels)),
+        "top5_accuracy": float(np.mean(np.any(ranked == labels[:, None], axis=1))),
+        "loss": float(-np.mean(log_probs[np.arange(len(labels)), labels])),
+        "images": len(labels),
+    }
+
+
+def default_images_per_batch(config: ml_collections.ConfigDict) -> int:
+    """Images per 144-crop batch: about eval_batch_size crops, split evenly over devices."""
+    local_batch = config.eval_batch_size // jax.process_count()
+    devices = jax.local_device_count()
+    budget = max(devices, local_batch // multicrop.NUM_CROPS)
+    fitting = [n for n in range(devices, budget + 1, devices) if local_batch % n == 0]
+    if not fitting:
+        raise ValueError(
+            f"No number of images divides this process's eval batch of {local_batch} and "
+            f"the {devices} local devices; pass --images_per_batch."
+        )
+    return fitting[-1]
+
+
+def predict_run(
+    workdir: str | Path,
+    config: ml_collections.ConfigDict | None = None,
+    step: int | None = None,
+    bn_stats: str = "ema",
+    population_batches: int = DEFAULT_POPULATION_BATCHES,
+    crops: str = "center",
+    images_per_batch: int | None = None,
+) -> Predictions:
+    """Restores a checkpoint of ``workdir`` and predicts its evaluation split."""
+    if bn_stats not in BN_STATS or crops not in CROPS:
+        raise ValueError(f"bn_stats must be one of {BN_STATS} and crops one of {CROPS}.")
+    config = load_config(workdir, config)
+    dataset = data.create_dataset(config)
+    trainer = train.Trainer(config, dataset)
+    state = restore_checkpoint(trainer, workdir, step)
+    if bn_stats == "population":
+        state = with_population_statistics(trainer, state, dataset, population_batches)
+    if crops == "center":
+        batches = ({**b, "image": b["image"][:, None]} for b in dataset.eval_batches())
+    else:
+        batches = multicrop.eval_batches(
+            dataset, config.image_size, images_per_batch or default_images_per_batch(config)
+        )
+    log_probs, labels = predict(trainer, state, batches)
+    return Predictions(log_probs, labels, int(state.step))
+
+
+def variant_name(bn_stats: str, population_batches: int, crops: str) -> str:
+    """e.g. 'ema_center' or 'population100_144crops'."""
+    stats = f"population{population_batches}" if bn_stats == "population" else bn_stats
+    return f"{stats}_{'center' if crops == 'center' else crops + 'crops'}"
+
+
+def write_results(workdir: str | Path, name: str, step: int, results: dict[str, Any]) -> Path:
+    """DIR/eval/NAME_stepN.json and TensorBoard scalars NAME/... at step N in DIR/eval."""
+    directory = Path(workdir) / "eval"
+    directory.mkdir(exist_ok=True)
+    path = directory / f"{name}_step{step}.json"
+    path.write_text(json.dumps(results, indent=2))
+    writer = metric_writers.SummaryWriter(str(directory))
+    scalars = ("accuracy", "top5_accuracy", "loss")
+    writer.write_scalars(step, {f"{name}/{key}": results[key] for key in scalars})
+    writer.close()
+    return path
+
+
+def quiet_logs() -> None:
+    """Warnings only, and none from orbax (it logs every checkpoint file it opens)."""
+    logging.set_verbosity(logging.WARNING)
+    logging.get_absl_logger().addFilter(lambda record: "/orbax/" not in record.pathname)
+
+
+def summary_line(label: str, metrics: dict[str, float]) -> str:
+    return (
+        f"{label}: top-1 {metrics['accuracy']:.4f} (error {1 - metrics['accuracy']:.2%}), "
+        f"top-5 {metrics['top5_accuracy']:.4f} (error {1 - metrics['top5_accuracy']:.2%}), "
+        f"loss {metrics['loss']:.4f} on {metrics['images']:,} images"
+    )
+
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    "config", None, "Config file; default: the run's DIR/config.json.", lock_config=True
+)
+flags.DEFINE_string("workdir", None, "The run's --workdir.", required=True)
+flags.DEFINE_enum("bn_stats", "ema", BN_STATS, "BN statistics: moving averages or Algorithm 2.")
+flags.DEFINE_integer(
+    "population_batches", DEFAULT_POPULATION_BATCHES, "Training batches for Algorithm 2."
+)
+flags.DEFINE_enum("crops", "center", CROPS, "Single central crop, or GoogLeNet's 144 crops.")
+flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
+flags.DEFINE_integer("images_per_batch", None, "144 crops: images per batch (default: auto).")
+flags.DEFINE_string("name", None, "Name of the results; default: e.g. population100_144crops.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    quiet_logs()
+    try:
+        predictions = predict_run(
+            FLAGS.workdir,
+            FLAGS.config,
+            FLAGS.step,
+            FLAGS.bn_stats,
+            FLAGS.population_batches,
+            FLAGS.crops,
+            FLAGS.images_per_batch,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+    name = FLAGS.name or variant_name(FLAGS.bn_stats, FLAGS.population_batches, FLAGS.crops)
+    metrics = accuracy_metrics(predictions.log_probs, predictions.labels)
+    results = {
+        "workdir": str(FLAGS.workdir),
+        "step": predictions.step,
+        "bn_stats": FLAGS.bn_stats,
+        "population_batches": FLAGS.population_batches if FLAGS.bn_stats == "population" else 0,
+        "crops": FLAGS.crops,
+        **metrics,
+    }
+    if jax.process_index() == 0:
+        path = write_results(FLAGS.workdir, name, predictions.step, results)
+        say(summary_line(f"{FLAGS.workdir} step {predictions.step} {name}", metrics))
+        say(f"Written to {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

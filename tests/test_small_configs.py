@@ -1,0 +1,81 @@
+"""configs/small_table2.py and configs/ensemble_member.py: derived, not copied."""
+
+import importlib
+
+import pytest
+
+from configs import bn_x30, ensemble_member, small_table2
+
+# What small_table2 may change: the scale of the problem, never the recipe.
+SCALE_KEYS = {
+    "dataset",
+    "data_dir",
+    "num_classes",
+    "image_size",
+    "stem",
+    "width_multiplier",
+    "min_depth",
+    "batch_size",
+    "eval_batch_size",
+    "learning_rate",
+    "lr_decay_steps",
+    "total_steps",
+    "eval_every_steps",
+    "checkpoint_every_steps",
+    "log_every_steps",
+}
+MEMBER_KEYS = {"conv_init_scale", "dropout_rate", "per_activation_bn_last", "seed"}
+
+
+def _flat(config) -> dict:
+    return {key: value for key, value in config.to_dict().items() if key != "bn"} | {
+        f"bn.{key}": value for key, value in config.bn.to_dict().items()
+    }
+
+
+def _differences(a, b) -> set[str]:
+    a, b = _flat(a), _flat(b)
+    return {key for key in a.keys() | b.keys() if a.get(key) != b.get(key)}
+
+
+@pytest.mark.parametrize("row", small_table2.ROWS)
+def test_small_rows_keep_the_imagenet_recipe(row):
+    imagenet = importlib.import_module(f"configs.{row}").get_config()
+    small = small_table2.get_config(row)
+    assert _differences(small, imagenet) <= SCALE_KEYS
+    assert small.dataset == "fashion_mnist" and small.stem == "small"
+
+    imagenet_base = importlib.import_module("configs.inception").get_config()
+    small_base = small_table2.get_config("inception")
+    # Learning-rate multiples (1×, 5×, 30×) and relative run lengths are exact; decay
+    # intervals are rounded to whole steps.
+    assert small.learning_rate / small_base.learning_rate == pytest.approx(
+        imagenet.learning_rate / imagenet_base.learning_rate
+    )
+    assert small.total_steps / small_base.total_steps == pytest.approx(
+        imagenet.total_steps / imagenet_base.total_steps, rel=1e-3
+    )
+    assert small.lr_decay_steps / small_base.lr_decay_steps == pytest.approx(
+        imagenet.lr_decay_steps / imagenet_base.lr_decay_steps, rel=0.02
+    )
+    assert small.total_steps // small.eval_every_steps == small_table2.EVALS_PER_RUN
+
+
+def test_unknown_row():
+    with pytest.raises(ValueError, match="Unknown row 'bn_x10'; valid choices"):
+        small_table2.get_config("bn_x10")
+
+
+def test_six_different_members_based_on_bn_x30():
+    members = [ensemble_member.get_config(str(i)) for i in range(6)]
+    for member in members:
+        assert _differences(member, bn_x30.get_config()) <= MEMBER_KEYS
+        assert member.dropout_rate in (0.05, 0.10) and member.conv_init_scale >= 1.0
+    variations = {(m.conv_init_scale, m.dropout_rate, m.per_activation_bn_last) for m in members}
+    assert len(variations) == 6
+    assert sorted(m.seed for m in members) == list(range(6))
+    small = ensemble_member.get_config("3,small")
+    assert _differences(small, small_table2.get_config("bn_x30")) <= MEMBER_KEYS
+    assert small.per_activation_bn_last and small.seed == 3
+    with pytest.raises(ValueError, match="Unknown member '6'"):
+        ensemble_member.get_config("6")
