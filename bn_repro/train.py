@@ -151,7 +151,14 @@ def train_loop(
     (a finite loss can still come with an infinite gradient).
     """
     step = functools.partial(train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key)
-    state, metrics = jax.lax.scan(step, state, batches)
+    if jax.tree.leaves(batches)[0].shape[0] == 1:
+        # No loop for a single step: inside a scan, XLA's CPU convolution gradients
+        # ran up to 100x slower (measured on BN-Inception); conv nets use
+        # steps_per_loop=1 on CPU.
+        state, metrics = step(state, jax.tree.map(lambda x: x[0], batches))
+        metrics = jax.tree.map(lambda x: jnp.asarray(x)[None], metrics)
+    else:
+        state, metrics = jax.lax.scan(step, state, batches)
     metrics["state_finite"] = jnp.all(
         jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)])
     )

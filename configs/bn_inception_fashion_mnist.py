@@ -19,8 +19,9 @@ evaluation) as the MNIST experiment. It is not an experiment of the paper.
   steps, L2 4e-5 (TF-slim's Inception weight decay), 1,500 steps (1.6 epochs); the
   test set is evaluated every 500 steps. No dropout or LRN, as in BN-x5.
 
-Expect about 90% test accuracy after 1,500 steps (89.9% measured; a linear
-classifier gets about 84%), in about 10 minutes on 2 free CPU cores.
+Expect about 91% test accuracy (measured: 77.8% at step 500, 88.1% at 1,000, 90.85%
+at 1,500). The measured run took 18 minutes on the shared 2-core development machine
+(15 CPU-minutes; about 0.5 s per step; it got 0.84 of a core on average).
 """
 
 import ml_collections

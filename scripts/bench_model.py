@@ -10,9 +10,11 @@ For example BN-Inception at 224×224, batch 32 (the paper's mini-batch):
 Times the trainer's own compiled step (`bn_repro.train.Trainer`: forward, backward,
 SGD update and BN moving averages) on random images, on whatever devices are present,
 with the batch sharded over them as in training. After ``--warmup`` untimed steps it
-prints the median of ``--steps`` timed steps. Model FLOP/s counts 6 FLOPs per
-multiply-accumulate of the forward pass per image (2 forward, 4 backward: the input
-and the weight gradients), the usual convention, whatever XLA actually executes.
+prints the median of ``--steps`` timed steps, in wall-clock time and in this
+process's CPU time (which depends less on other work sharing the CPU). Model FLOP/s
+counts 6 FLOPs per multiply-accumulate of the forward pass per image (2 forward, 4
+backward: the input and the weight gradients), the usual convention, whatever XLA
+actually executes.
 """
 
 import os
@@ -29,12 +31,12 @@ import time  # noqa: E402
 import types  # noqa: E402
 
 import jax  # noqa: E402
-import model_summary  # noqa: E402  (scripts/ is on sys.path when run as a script)
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from bn_repro import models, train  # noqa: E402
+from bn_repro.models import summary  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
@@ -44,17 +46,24 @@ flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
 flags.DEFINE_integer("steps", 5, "Timed steps; the median is reported.")
 
 
-def time_steps(trainer: train.Trainer, batch: dict, warmup: int, steps: int) -> list[float]:
-    """Seconds per training step, each measured to its results being ready."""
+def time_steps(
+    trainer: train.Trainer, batch: dict, warmup: int, steps: int
+) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU seconds of each step, to its results being ready.
+
+    On a machine shared with other work the wall-clock time depends on the load;
+    the CPU time (all threads of this process) much less so.
+    """
     state = trainer.state
-    times = []
+    wall, cpu = [], []
     for i in range(warmup + steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         state, metrics = trainer.train_loop(state, batch)
         jax.block_until_ready((state, metrics))
         if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def main(argv: list[str]) -> None:
@@ -63,9 +72,9 @@ def main(argv: list[str]) -> None:
     config = FLAGS.config
     if FLAGS.batch_size:
         config.batch_size = FLAGS.batch_size
-    shape = model_summary.input_shape(config, FLAGS.channels)
+    shape = summary.input_shape(config, FLAGS.channels)
     model = models.create_model(config)
-    macs = model_summary.forward_macs(model, model_summary.abstract_variables(model, shape), shape)
+    macs = summary.forward_macs(model, summary.abstract_variables(model, shape), shape)
 
     trainer = train.Trainer(config, types.SimpleNamespace(image_shape=shape))
     rng = np.random.default_rng(0)
@@ -78,7 +87,8 @@ def main(argv: list[str]) -> None:
     trainer.train_loop = trainer.train_loop.lower(trainer.state, batch).compile()
     compile_seconds = time.perf_counter() - start
 
-    seconds = statistics.median(time_steps(trainer, batch, FLAGS.warmup, FLAGS.steps))
+    wall, cpu = time_steps(trainer, batch, FLAGS.warmup, FLAGS.steps)
+    seconds = statistics.median(wall)
     images_per_second = config.batch_size / seconds
     devices = jax.devices()
     print(
@@ -89,6 +99,10 @@ def main(argv: list[str]) -> None:
         f"median of {FLAGS.steps} steps: {seconds:.3f} s/step, {images_per_second:.1f} images/s, "
         f"{6 * macs * images_per_second / 1e9:.1f} model GFLOP/s "
         f"({macs / 1e9:.3f} G MACs per image forward)"
+    )
+    print(
+        f"process CPU time {statistics.median(cpu):.3f} s/step on {os.cpu_count()} cores; "
+        f"load average {os.getloadavg()[0]:.1f} (above {os.cpu_count()}: the machine was shared)"
     )
 
 

@@ -14,10 +14,11 @@ model's init, and multiply-accumulates (MACs) from the input, kernel and output
 shapes of every layer in a shape-only forward pass (one image, inference mode),
 counting every tap of every kernel window. XLA's cost analysis of the forward pass
 as it is compiled here is printed next to them as a cross-check. Its FLOPs / 2 is
-within a few percent, not equal: XLA skips the taps of a convolution that fall on
-SAME padding, adds the FLOPs of BN, pooling and nonlinearities, and counts the
-computation as executed (on CPU, BN-Inception computes its grouped first layer as
-a dense convolution, with 3× that layer's MACs).
+within a few percent, not equal: it adds the FLOPs of BN, pooling and
+nonlinearities; it skips the taps of an XLA convolution that fall on SAME padding;
+and it counts the computation as executed (on CPU BN-Inception runs its convolutions
+as matrix products, padding taps included, and its grouped first layer as a dense
+one, with 3× that layer's MACs).
 """
 
 from absl import app, flags

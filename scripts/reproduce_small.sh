@@ -4,8 +4,9 @@
 # BN-Inception on Fashion-MNIST, then writes runs/small/table2.md (steps to reach the
 # Inception run's best accuracy, as the paper's 72.2%) and runs/small/figure2.png, and
 # evaluates the BN runs' last checkpoints with Algorithm 2's population statistics.
-# About an hour on 2 quiet CPU cores. Running it again resumes unfinished runs and
-# skips finished ones; extra arguments go to every training run.
+# About an hour on 2 quiet CPU cores. A run stopped by SIGTERM/SIGINT checkpoints and
+# stops the script; running it again resumes unfinished runs and skips finished ones.
+# Extra arguments go to every training run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
@@ -18,10 +19,26 @@ mkdir -p "$out"
 # Compiled programs are kept on disk, so a resumed run does not compile again.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$out/jax_cache}
 
+# Whether the run in $1 has its checkpoint at the last step of its config.
+finished() {
+  python - "$1" <<'PY'
+import json, sys
+from pathlib import Path
+workdir = Path(sys.argv[1])
+total = json.loads((workdir / "config.json").read_text())["total_steps"]
+steps = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+sys.exit(0 if steps and max(steps) >= total else 1)
+PY
+}
+
 start=$SECONDS
 for row in "${rows[@]}"; do
   echo "=== Training $row (configs/small_table2.py:$row) ==="
   python -m bn_repro.main --config="configs/small_table2.py:$row" --workdir="$out/$row" "$@"
+  if ! finished "$out/$row"; then
+    echo "$row stopped before its last step; run $0 again to resume." >&2
+    exit 1
+  fi
 done
 echo "=== Table 2 (target: the best accuracy of Inception) ==="
 python scripts/steps_to_accuracy.py "${dirs[@]}" --labels "${labels[@]}" --baseline Inception \

@@ -79,8 +79,9 @@ Options (top-level config keys, see configs/default.py):
   BN stays where it is, before the nonlinearity, and the layer count stays 69.
 * ``bn.epsilon``, ``bn.momentum``, ``bn.group_size`` (0: the whole global batch).
 
-On CPU, `Conv` computes some convolutions as explicit matrix products: the same
-sums, in the forms XLA's CPU backend runs fastest (see `Conv`).
+On CPU, `Conv` computes every convolution as a 2-D matrix product (im2col): the same
+sums, in the form XLA's CPU backend runs fast, also inside the trainer's step loop
+(see `Conv`).
 
 [1] GoogLeNet places local response normalization after the first max pool and after
 the 3×3 stem convolution. We implement GoogLeNet's (Caffe's, across channels) LRN of
