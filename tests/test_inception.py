@@ -20,6 +20,7 @@ from bn_repro import models
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS, BatchNorm
 from bn_repro.models import inception
 from bn_repro.models import summary as model_summary
+from bn_repro.models.conv import Conv
 from configs import default
 
 # Figure 5 as printed: #1×1, #3×3 reduce, #3×3, double #3×3 reduce, double #3×3,
@@ -389,8 +390,8 @@ def test_per_activation_bn_on_the_last_hidden_layer():
 
 def test_conv_init_scale_multiplies_every_initial_convolution():
     x, key = jnp.zeros((1, 5, 5, 32)), jax.random.key(0)
-    base = inception.Conv(64, 3).init(key, x)["params"]["kernel"]
-    scaled = inception.Conv(64, 3, init_scale=3.0).init(key, x)["params"]["kernel"]
+    base = Conv(64, 3).init(key, x)["params"]["kernel"]
+    scaled = Conv(64, 3, init_scale=3.0).init(key, x)["params"]["kernel"]
     np.testing.assert_allclose(np.std(base), math.sqrt(2 / (3 * 3 * 32)), rtol=0.03)  # He
     np.testing.assert_allclose(scaled, 3 * base, rtol=1e-6)
 
@@ -398,7 +399,7 @@ def test_conv_init_scale_multiplies_every_initial_convolution():
     scales = []
 
     def record(next_fun, args, kwargs, context):
-        if isinstance(context.module, inception.Conv):
+        if isinstance(context.module, Conv):
             scales.append(context.module.init_scale)
         return next_fun(*args, **kwargs)
 
@@ -420,7 +421,7 @@ def test_conv_init_scale_multiplies_every_initial_convolution():
 )
 def test_cpu_matmuls_compute_the_same_convolution(kernel, stride, groups, size, cin, cout):
     x = jax.random.normal(jax.random.key(0), (2, size, size, cin))
-    conv = inception.Conv(cout, kernel, stride=stride, feature_group_count=groups)
+    conv = Conv(cout, kernel, stride=stride, feature_group_count=groups)
     variables = conv.init(jax.random.key(1), x)
 
     def value_and_grads(module):

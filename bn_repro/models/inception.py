@@ -79,9 +79,9 @@ Options (top-level config keys, see configs/default.py):
   BN stays where it is, before the nonlinearity, and the layer count stays 69.
 * ``bn.epsilon``, ``bn.momentum``, ``bn.group_size`` (0: the whole global batch).
 
-On CPU, `Conv` computes every convolution as a 2-D matrix product (im2col): the same
+On CPU, every convolution is computed as a 2-D matrix product (im2col): the same
 sums, in the form XLA's CPU backend runs fast, also inside the trainer's step loop
-(see `Conv`).
+(bn_repro/models/conv.py; `LayerOptions.cpu_matmuls` is the one switch).
 
 [1] GoogLeNet places local response normalization after the first max pool and after
 the 3×3 stem convolution. We implement GoogLeNet's (Caffe's, across channels) LRN of
@@ -100,6 +100,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from bn_repro.batch_norm import BatchNorm
+from bn_repro.models.conv import Conv, cpu_matmuls_default
 
 PASS_THROUGH = None  # pool branch concatenated without a projection (3c, 4e)
 
@@ -165,94 +166,8 @@ class LayerOptions:
     bn_momentum: float = 0.99
     bn_group_size: int | None = None
     conv_init_scale: float = 1.0
-    # `Conv.cpu_matmuls`; `create` turns it on when JAX runs on CPU.
+    # The platform switch of bn_repro/models/conv.py; `create` sets it for the backend.
     cpu_matmuls: bool = False
-
-
-def _dense_kernel(kernel: jax.Array, in_channels: int, groups: int) -> jax.Array:
-    """A grouped convolution's kernel as a dense one, zero between groups."""
-    out_channels = kernel.shape[-1]
-    group_of_input = jnp.arange(in_channels) // (in_channels // groups)
-    group_of_output = jnp.arange(out_channels) // (out_channels // groups)
-    same_group = group_of_input[:, None] == group_of_output[None, :]
-    return jnp.tile(kernel, (1, 1, groups, 1)) * same_group
-
-
-def _im2col(x: jax.Array, k: int, stride: int) -> jax.Array:
-    """The k×k SAME-padded patches of x side by side: (N, H', W', k·k·C), HWIO order."""
-    _, h, w, _ = x.shape
-    out_h, out_w = -(-h // stride), -(-w // stride)
-    pad_h = max((out_h - 1) * stride + k - h, 0)
-    pad_w = max((out_w - 1) * stride + k - w, 0)
-    x = jnp.pad(
-        x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
-    )
-    rows, cols = (out_h - 1) * stride + 1, (out_w - 1) * stride + 1
-    patches = [
-        x[:, i : i + rows : stride, j : j + cols : stride, :] for i in range(k) for j in range(k)
-    ]
-    return jnp.concatenate(patches, axis=-1)
-
-
-class Conv(nn.Module):
-    """A SAME-padded NHWC convolution with an HWIO ``kernel`` (nn.Conv's layout).
-
-    ``cpu_matmuls`` computes the same sums as 2-D matrix products, the one form that
-    XLA's CPU backend runs fast everywhere:
-
-    * a 1×1 stride-1 convolution is (N·H·W, C_in) × (C_in, C_out);
-    * a k×k convolution is im2col: the input's k×k patches side by side, times the
-      kernel as a (k·k·C_in, C_out) matrix;
-    * a grouped convolution (the depthwise half of the separable first layer) first
-      becomes a dense one whose kernel is zero between groups: 3× that small layer's
-      multiply-adds, but XLA's grouped-convolution gradient was 4× slower.
-
-    Why (2-core CPU, shared, so ±5%): XLA's CPU convolution gradients run about 100×
-    slower inside a loop (the trainer's `lax.scan` over steps): a 3×3 weight
-    gradient at 14×14×64, batch 64, took 3.4 CPU-s there and 37 ms outside, while
-    matrix products run at the same speed in both. Fashion-MNIST config, per step in
-    the trainer's loop: 4.5 CPU-s with XLA convolutions, 0.53 with matrix products.
-    Outside a loop, the 224 px BN-Inception training step at batch 32 took 9.6-10.3
-    CPU-s with XLA convolutions and 7.9 with these matrix products.
-
-    On GPU and TPU XLA's convolutions are the fast path, and they are used as written.
-    """
-
-    features: int
-    kernel_size: int
-    stride: int = 1
-    feature_group_count: int = 1
-    use_bias: bool = True
-    init_scale: float = 1.0
-    cpu_matmuls: bool = False
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        k, stride, groups = self.kernel_size, self.stride, self.feature_group_count
-        # TF-slim's variance_scaling_initializer: truncated normal, variance 2 / fan-in.
-        kernel_init = nn.initializers.variance_scaling(
-            2.0 * self.init_scale**2, "fan_in", "truncated_normal"
-        )
-        shape = (k, k, x.shape[-1] // groups, self.features)
-        kernel = self.param("kernel", kernel_init, shape, jnp.float32)
-        if self.cpu_matmuls:
-            if groups > 1:
-                kernel = _dense_kernel(kernel, x.shape[-1], groups)
-            patches = _im2col(x, k, stride)  # x itself for a 1×1 stride-1 convolution
-            y = patches.reshape(-1, patches.shape[-1]) @ kernel.reshape(-1, self.features)
-            y = y.reshape(*patches.shape[:-1], self.features)
-        else:
-            y = jax.lax.conv_general_dilated(
-                x,
-                kernel,
-                window_strides=(stride, stride),
-                padding="SAME",
-                dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                feature_group_count=groups,
-            )
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-        return y
 
 
 class Nonlinearity(nn.Module):
@@ -465,7 +380,7 @@ def create(config: ml_collections.ConfigDict) -> BNInception:
         bn_momentum=config.bn.momentum,
         bn_group_size=config.bn.group_size or None,
         conv_init_scale=config.conv_init_scale,
-        cpu_matmuls=jax.default_backend() == "cpu",
+        cpu_matmuls=cpu_matmuls_default(),
     )
     return BNInception(
         num_classes=config.num_classes,

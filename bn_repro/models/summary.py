@@ -72,7 +72,7 @@ def forward_macs(model: nn.Module, variables: Any, shape: tuple) -> int:
     Each output value of a layer with a ``kernel`` (a convolution with any number of
     groups, or a fully-connected layer) is a dot product over kernel size / output
     features weights. This counts the network's mathematics, whatever form a layer
-    is computed in (e.g. inception.Conv's CPU matrix products).
+    is computed in (e.g. bn_repro.models.conv's CPU matrix products).
     """
     total = 0
 
