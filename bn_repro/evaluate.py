@@ -185,6 +185,39 @@ def default_images_per_batch(config: ml_collections.ConfigDict) -> int:
     return fitting[-1]
 
 
+class CheckpointPredictor:
+    """Predicts the evaluation split from any checkpoint of one run, compiling once."""
+
+    def __init__(self, workdir: str | Path, config: ml_collections.ConfigDict | None = None):
+        self.workdir = workdir
+        self.config = load_config(workdir, config)
+        self.dataset = data.create_dataset(self.config)
+        self.trainer = train.Trainer(self.config, self.dataset)
+
+    def predict(
+        self,
+        step: int | None = None,
+        bn_stats: str = "ema",
+        population_batches: int = DEFAULT_POPULATION_BATCHES,
+        crops: str = "center",
+        images_per_batch: int | None = None,
+    ) -> Predictions:
+        if bn_stats not in BN_STATS or crops not in CROPS:
+            raise ValueError(f"bn_stats must be one of {BN_STATS} and crops one of {CROPS}.")
+        state = restore_checkpoint(self.trainer, self.workdir, step)
+        if bn_stats == "population":
+            state = with_population_statistics(
+                self.trainer, state, self.dataset, population_batches
+            )
+        if crops == "center":
+            batches = ({**b, "image": b["image"][:, None]} for b in self.dataset.eval_batches())
+        else:
+            images_per_batch = images_per_batch or default_images_per_batch(self.config)
+            batches = multicrop.eval_batches(self.dataset, self.config.image_size, images_per_batch)
+        log_probs, labels = predict(self.trainer, state, batches)
+        return Predictions(log_probs, labels, int(state.step))
+
+
 def predict_run(
     workdir: str | Path,
     config: ml_collections.ConfigDict | None = None,
@@ -197,20 +230,8 @@ def predict_run(
     """Restores a checkpoint of ``workdir`` and predicts its evaluation split."""
     if bn_stats not in BN_STATS or crops not in CROPS:
         raise ValueError(f"bn_stats must be one of {BN_STATS} and crops one of {CROPS}.")
-    config = load_config(workdir, config)
-    dataset = data.create_dataset(config)
-    trainer = train.Trainer(config, dataset)
-    state = restore_checkpoint(trainer, workdir, step)
-    if bn_stats == "population":
-        state = with_population_statistics(trainer, state, dataset, population_batches)
-    if crops == "center":
-        batches = ({**b, "image": b["image"][:, None]} for b in dataset.eval_batches())
-    else:
-        batches = multicrop.eval_batches(
-            dataset, config.image_size, images_per_batch or default_images_per_batch(config)
-        )
-    log_probs, labels = predict(trainer, state, batches)
-    return Predictions(log_probs, labels, int(state.step))
+    predictor = CheckpointPredictor(workdir, config)
+    return predictor.predict(step, bn_stats, population_batches, crops, images_per_batch)
 
 
 def variant_name(bn_stats: str, population_batches: int, crops: str) -> str:

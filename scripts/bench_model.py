@@ -43,7 +43,12 @@ config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_
 flags.DEFINE_integer("batch_size", None, "Global batch size; default: the config's.")
 flags.DEFINE_integer("channels", None, "Input channels; default 1 for (Fashion-)MNIST, else 3.")
 flags.DEFINE_integer("warmup", 2, "Untimed steps after compilation.")
-flags.DEFINE_integer("steps", 5, "Timed steps; the median is reported.")
+flags.DEFINE_integer("steps", 5, "Timed calls of the compiled loop; the median is reported.")
+flags.DEFINE_integer(
+    "steps_per_loop",
+    1,
+    "Training steps per compiled call (the trainer's lax.scan); times are per step.",
+)
 
 
 def time_steps(
@@ -78,9 +83,10 @@ def main(argv: list[str]) -> None:
 
     trainer = train.Trainer(config, types.SimpleNamespace(image_shape=shape))
     rng = np.random.default_rng(0)
-    host_batch = {  # one step's worth, stacked as the trainer's loop expects
-        "image": rng.integers(0, 256, (1, config.batch_size, *shape), dtype=np.uint8),
-        "label": rng.integers(0, config.num_classes, (1, config.batch_size), dtype=np.int32),
+    stack = (FLAGS.steps_per_loop, config.batch_size)  # as the trainer's loop expects
+    host_batch = {
+        "image": rng.integers(0, 256, (*stack, *shape), dtype=np.uint8),
+        "label": rng.integers(0, config.num_classes, stack, dtype=np.int32),
     }
     batch = trainer.to_device(host_batch, stacked=True)
     start = time.perf_counter()
@@ -88,7 +94,7 @@ def main(argv: list[str]) -> None:
     compile_seconds = time.perf_counter() - start
 
     wall, cpu = time_steps(trainer, batch, FLAGS.warmup, FLAGS.steps)
-    seconds = statistics.median(wall)
+    seconds = statistics.median(wall) / FLAGS.steps_per_loop
     images_per_second = config.batch_size / seconds
     devices = jax.devices()
     print(
@@ -96,12 +102,14 @@ def main(argv: list[str]) -> None:
         f"{len(devices)} x {devices[0].device_kind}, compiled in {compile_seconds:.0f} s"
     )
     print(
-        f"median of {FLAGS.steps} steps: {seconds:.3f} s/step, {images_per_second:.1f} images/s, "
+        f"median of {FLAGS.steps} calls of {FLAGS.steps_per_loop} steps: {seconds:.4f} s/step, "
+        f"{1 / seconds:.1f} steps/s, {images_per_second:.1f} images/s, "
         f"{6 * macs * images_per_second / 1e9:.1f} model GFLOP/s "
         f"({macs / 1e9:.3f} G MACs per image forward)"
     )
     print(
-        f"process CPU time {statistics.median(cpu):.3f} s/step on {os.cpu_count()} cores; "
+        f"process CPU time {statistics.median(cpu) / FLAGS.steps_per_loop:.4f} s/step "
+        f"on {os.cpu_count()} cores; "
         f"load average {os.getloadavg()[0]:.1f} (above {os.cpu_count()}: the machine was shared)"
     )
 

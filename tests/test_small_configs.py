@@ -13,6 +13,8 @@ SCALE_KEYS = {
     "num_classes",
     "image_size",
     "stem",
+    "first_conv",
+    "bn.momentum",
     "width_multiplier",
     "min_depth",
     "batch_size",
@@ -23,6 +25,8 @@ SCALE_KEYS = {
     "eval_every_steps",
     "checkpoint_every_steps",
     "log_every_steps",
+    "keep_checkpoints",
+    "steps_per_loop",
 }
 MEMBER_KEYS = {"conv_init_scale", "dropout_rate", "per_activation_bn_last", "seed"}
 
@@ -58,12 +62,72 @@ def test_small_rows_keep_the_imagenet_recipe(row):
     assert small.lr_decay_steps / small_base.lr_decay_steps == pytest.approx(
         imagenet.lr_decay_steps / imagenet_base.lr_decay_steps, rel=0.02
     )
-    assert small.total_steps // small.eval_every_steps == small_table2.EVALS_PER_RUN
+    # Evaluations: about EVALS_PER_RUN, each at a whole number of compiled loops, with
+    # every checkpoint kept for the population-statistics check.
+    evals = small.total_steps / small.eval_every_steps
+    long_run = small.total_steps == small_table2.INCEPTION_STEPS
+    wanted = small_table2.LONG_RUN_EVALS if long_run else small_table2.EVALS_PER_RUN
+    assert abs(evals - wanted) <= 0.2 * wanted
+    assert small.eval_every_steps % small.steps_per_loop == 0
+    assert small.keep_checkpoints > evals
+
+
+@pytest.mark.parametrize("row", small_table2.ROWS)
+def test_quick_rows_are_the_same_experiment_shorter(row):
+    full, quick = small_table2.get_config(row), small_table2.get_config(f"{row},quick")
+    assert _differences(full, quick) <= {
+        "lr_decay_steps",
+        "total_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "log_every_steps",
+        "keep_checkpoints",
+    }
+    ratio = small_table2.QUICK_INCEPTION_STEPS / small_table2.INCEPTION_STEPS
+    assert quick.total_steps == pytest.approx(full.total_steps * ratio, rel=1e-2)
+
+
+def test_rows_without_bn_differ_from_bn_x_only_in_bn():
+    for row, base in small_table2.WITHOUT_BN.items():
+        assert _differences(small_table2.get_config(row), small_table2.get_config(base)) == {"norm"}
+        assert small_table2.get_config(row).norm == "none"
+
+
+def test_calibration_is_inception_at_a_constant_rate():
+    calibration = small_table2.get_config("calibration")
+    assert _differences(calibration, small_table2.get_config("inception")) <= {
+        "schedule",
+        "total_steps",
+        "eval_every_steps",
+        "checkpoint_every_steps",
+        "log_every_steps",
+        "keep_checkpoints",
+    }
+    assert calibration.schedule == "constant"
+    assert calibration.total_steps == small_table2.CALIBRATION_STEPS
+    assert small_table2.INCEPTION_LR in small_table2.CALIBRATION_RATES
+
+
+def test_small_network_keeps_figure_5_proportions():
+    """Every depth ×1/8 exactly: no layer is flattened to min_depth."""
+    from bn_repro import models
+    from bn_repro.models import inception
+
+    model = models.create_model(small_table2.get_config("bn_x5"))
+    for paper, small in zip(inception.FIGURE_5, model.rows(), strict=True):
+        for field in inception.DEPTH_FIELDS:
+            value = getattr(paper, field)
+            if field == "pool_proj" and paper.name in inception.MODULES_WITH_POOL_PROJ_4CD:
+                value = model.pool_proj_4cd
+            if value:
+                assert getattr(small, field) == value * small_table2.WIDTH
 
 
 def test_unknown_row():
     with pytest.raises(ValueError, match="Unknown row 'bn_x10'; valid choices"):
         small_table2.get_config("bn_x10")
+    with pytest.raises(ValueError, match="optionally followed by ',quick'"):
+        small_table2.get_config("bn_x5,fast")
 
 
 def test_six_different_members_based_on_bn_x30():

@@ -214,8 +214,9 @@ class ConvLayer(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         opts = self.options
         use_bn = opts.norm == "batch"
+        # Matrix products only where they help: in training (see bn_repro/models/conv.py).
         conv = functools.partial(
-            Conv, init_scale=opts.conv_init_scale, cpu_matmuls=opts.cpu_matmuls
+            Conv, init_scale=opts.conv_init_scale, cpu_matmuls=opts.cpu_matmuls and train
         )
         if self.depth_multiplier:
             channels = x.shape[-1]

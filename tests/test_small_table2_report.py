@@ -1,0 +1,99 @@
+"""scripts/small_table2_report.py on event files with known curves, and its pure parts."""
+
+import numpy as np
+import pytest
+from clu import metric_writers
+
+from configs import small_table2 as plan
+from tests.test_reports import load_script
+
+report = load_script("small_table2_report")
+
+INCEPTION = [0.50, 0.60, 0.70, 0.75, 0.80, 0.83, 0.86, 0.86, 0.86, 0.86, 0.86, 0.86]
+FAST = [0.70, 0.80, 0.85, 0.86, 0.87, 0.87]  # BN-x: every 100 steps
+
+
+def write_curve(workdir, steps, values):
+    writer = metric_writers.SummaryWriter(str(workdir))
+    for step, value in zip(steps, values, strict=True):
+        writer.write_scalars(int(step), {"eval/accuracy": float(value)})
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for rate in plan.CALIBRATION_RATES:
+        # Final accuracies (mean of the last 3): 0.80, 0.83, 0.835, 0.826, diverged.
+        final = {0.005: 0.80, 0.01: 0.83, 0.02: 0.835, 0.04: 0.826}.get(rate)
+        workdir = root / report.calibration_name(rate)
+        if final is None:
+            workdir.mkdir()
+            (workdir / "DIVERGED").write_text("Training diverged: the loss is nan at step 37.\n")
+            continue
+        write_curve(workdir, [200, 400, 600, 800, 1000], [0.5, 0.6, final, final, final])
+    for row in (*plan.ROWS, *plan.WITHOUT_BN):
+        for seed in plan.SEEDS.get(row, (0,)):
+            workdir = root / report.run_name(row, seed)
+            if row in ("inception", "bn_baseline"):
+                write_curve(workdir, range(1000, 12001, 1000), INCEPTION)
+            elif row in ("inception_sigmoid", "nobn_x30"):
+                write_curve(workdir, range(100, 601, 100), [0.1] * 6)
+            elif row == "nobn_x5":
+                workdir.mkdir()
+                (workdir / "DIVERGED").write_text("Training diverged: the loss is inf at step 5.\n")
+            else:  # seed 1 one evaluation later
+                steps = range(100 + 100 * seed, 601 + 100 * seed, 100)
+                write_curve(workdir, steps, FAST)
+    return root
+
+
+def test_report_tables(runs):
+    text = report.report(runs, population=False)
+    # Calibration: best 0.835; within 1 pt: 0.01, 0.02, 0.04 → the largest, 0.04.
+    assert "| 0.08 | diverged |" in text and "| 0.04 | trained | 82.60% | yes |" in text
+    assert "| 0.005 | trained | 80.00% | no |" in text
+    assert "Largest rate that trains well: **0.04**" in text
+    # Plateau: the 3-evaluation average is 0.86 from step 9,000 on: gain 0.
+    assert "maximum 86.00%, gain over the last 25% +0.00 pt (plateau)" in text
+    assert "A* = 86.00%" in text
+    # Inception reaches 0.86 at 7,000; 0.855 and 0.85 too; 0.84 also at 7,000.
+    assert "| Inception | 0 | 7,000 | 7,000 | 7,000 | 7,000 | 1.0× | 86.00% |" in text
+    # BN-x5 seed 0: 0.86 at step 400, 0.855 at 400, 0.85 at 300, 0.84 at 300: 17.5×.
+    assert "| BN-x5 | 0 | 400 | 400 | 300 | 300 | 17.5× | 87.00% |" in text
+    assert "| BN-x5 | 1 | 500 | 500 | 400 | 400 | 14.0× |" in text
+    assert "| Inception-Sigmoid | 0 | never | never | never | never | — | 10.00% |" in text
+    assert "Ceiling: the earliest any run reached A* is step 400" in text
+    assert "more than 17.5× at A*" in text
+    # Tolerance: diverged, stuck at chance, trained.
+    assert "| BN-x5 without BN | 0.1 | no | diverged at step 5 |" in text
+    assert "| BN-x30 without BN | 0.6 | no | stuck at chance |" in text
+    assert "| BN-x30 | 0.6 | yes | trained | 87.00% | 87.00% (step 600) |" in text
+
+
+def test_plateau_test_catches_a_rising_curve():
+    steps = np.arange(1, 13) * 1000
+    rising = np.linspace(0.5, 0.9, 12)
+    result = report.plateau(steps, rising)
+    assert not result["passes"] and result["gain"] == pytest.approx(3 * 0.4 / 11)
+
+
+def test_population_crossing_searches_both_ways():
+    steps = np.array([100, 200, 300, 400, 500])
+    ema = np.array([0.5, 0.7, 0.9, 0.9, 0.9])  # EMA crosses 0.85 at 300
+    asked = []
+
+    def accuracy_at(population):
+        def at(step):
+            asked.append(step)
+            return population[step]
+
+        return at
+
+    earlier = dict(zip(steps.tolist(), [0.6, 0.86, 0.9, 0.9, 0.9], strict=True))
+    assert report.population_crossing(accuracy_at(earlier), steps, ema, 0.85) == 200
+    assert set(asked) == {100, 200, 300}
+    later = dict(zip(steps.tolist(), [0.6, 0.7, 0.8, 0.84, 0.86], strict=True))
+    assert report.population_crossing(accuracy_at(later), steps, ema, 0.85) == 500
+    never = dict(zip(steps.tolist(), [0.6, 0.7, 0.8, 0.8, 0.8], strict=True))
+    assert report.population_crossing(accuracy_at(never), steps, ema, 0.85) is None
