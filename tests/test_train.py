@@ -114,6 +114,7 @@ def test_logs_checkpoints_and_config(tmp_path):
         assert tag in curves, tag
     np.testing.assert_array_equal(curves["train/loss"][0], [50, 100, 150, 200, 250, 300])
     np.testing.assert_array_equal(curves["eval/accuracy"][0], [100, 200, 300])
+    # Logged as float32: one rounding (≤ 2⁻²⁴ relative), inside the default rtol 1e-7.
     np.testing.assert_allclose(curves["train/learning_rate"][1], config.learning_rate)
     assert curves["eval/accuracy"][1][-1] == pytest.approx(result["eval/accuracy"])
     assert result["eval/accuracy"] > 0.8  # 300 SGD steps on MNIST with BN
