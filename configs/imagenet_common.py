@@ -58,23 +58,24 @@ Choices where the paper is silent (the same in every row):
 
 import ml_collections
 
+from bn_repro import schedule
 from configs import default
 
 NUM_TRAIN = 1_281_167  # ILSVRC2012 training images
 REPLICAS = 50
 PER_REPLICA_BATCH = 32  # the paper's mini-batch
 BATCH_SIZE = REPLICAS * PER_REPLICA_BATCH
-STEPS_PER_EPOCH = NUM_TRAIN / BATCH_SIZE  # 800.7
-PAPER_STEPS_PER_STEP = REPLICAS  # if the paper's steps are 32-example updates
 
 BASELINE_DECAY_EPOCHS = 8.0  # GoogLeNet: 4% every 8 epochs
 BN_X_DECAY_SPEEDUP = 6  # "we lower the learning rate 6 times faster"
 BN_X_L2_REDUCTION = 5  # "reduce the L2 weight regularization by a factor of 5"
+LR_SCALING = "per_worker"  # TODO decide from the CPU-scale study
+WARMUP_EPOCHS = 0.0
 
 
-def steps(epochs: float) -> int:
-    """Training steps of BATCH_SIZE examples in ``epochs`` passes over ImageNet."""
-    return round(epochs * STEPS_PER_EPOCH)
+def paper_epochs(paper_steps: float) -> float:
+    """Epochs of ImageNet in ``paper_steps`` updates of the paper's 32 examples."""
+    return paper_steps * PER_REPLICA_BATCH / NUM_TRAIN
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -101,19 +102,27 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer = "sgd"
     config.momentum = 0.9
     config.learning_rate = 0.0015
+    config.lr_scaling = LR_SCALING
+    config.worker_batch_size = PER_REPLICA_BATCH
     config.schedule = "exponential"
     config.lr_decay_rate = 0.96
-    config.lr_decay_steps = steps(BASELINE_DECAY_EPOCHS)
     config.lr_staircase = True
     config.weight_decay = 4e-5
 
     config.batch_size = BATCH_SIZE
     config.eval_batch_size = BATCH_SIZE
-    config.total_steps = 31_000_000 // PAPER_STEPS_PER_STEP
+    config.epoch_examples = NUM_TRAIN
+    # The schedule in epochs; its step keys follow --config.batch_size (bn_repro/schedule.py).
+    schedule.link_steps_to_epochs(
+        config,
+        total_epochs=paper_epochs(31e6),
+        lr_decay_epochs=BASELINE_DECAY_EPOCHS,
+        warmup_epochs=WARMUP_EPOCHS,
+        eval_every_epochs=2.0,
+        checkpoint_every_epochs=1.0,
+    )
     # One step per compiled call: a 1600-image float32 batch is about 1 GB of host memory.
     config.steps_per_loop = 1
-    config.eval_every_steps = 1600
-    config.checkpoint_every_steps = 800
     config.keep_checkpoints = 3
     config.log_every_steps = 100
     return config
@@ -124,8 +133,8 @@ def accelerate(config: ml_collections.ConfigDict, learning_rate: float) -> None:
     config.learning_rate = learning_rate
     config.dropout_rate = 0.0
     config.weight_decay /= BN_X_L2_REDUCTION
-    config.lr_decay_steps = steps(BASELINE_DECAY_EPOCHS / BN_X_DECAY_SPEEDUP)
+    config.lr_decay_epochs = BASELINE_DECAY_EPOCHS / BN_X_DECAY_SPEEDUP
     config.use_lrn = False
     config.shuffle_buffer = 10_000
     config.distortion_strength = 0.5
-    config.total_steps = 6_000_000 // PAPER_STEPS_PER_STEP
+    config.total_epochs = paper_epochs(6e6)
