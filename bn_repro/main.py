@@ -73,7 +73,7 @@ def _dry_run() -> None:
     except ValueError as error:
         sys.exit(f"error: {error}")
     name = config_flags.get_config_filename(FLAGS["config"])
-    print(f"{name}: schedule | the paper's terms (dry run: no data read, nothing compiled)")
+    print(f"{name}: schedule (dry run: no data read, nothing compiled)")
     print(description)
 
 

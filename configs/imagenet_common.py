@@ -20,24 +20,33 @@ Choices where the paper is silent (the same in every row):
   paper), so the global batch is 32 × 50 = 1600 (``batch_size``), run
   synchronously. Any device count dividing 1600 works (8, 16, 32, 64, ...); the
   number of devices does not change the algorithm.
-* Learning rate and steps: the paper's per-update learning rate is applied to the
-  mean gradient of the 1600-example batch, as TF's synchronous replicas (and the
-  Inception-v3 recipe) do. One of our steps is 1600 examples = 50 of the paper's
-  32-example steps if the paper counts updates summed over replicas (unconfirmed):
-  Table 2's 31.0·10⁶ steps are 620,000 of ours, 2.1·10⁶ are 42,000.
-  ``--config.batch_size`` changes the global batch; the schedule below is in steps,
-  so scale ``lr_decay_steps`` and ``total_steps`` with it.
+* Learning rate and the global batch (``lr_scaling``, bn_repro/schedule.py): the
+  paper's workers each applied the rate to the mean gradient of their own 32
+  examples; we take one synchronous step on 1600. Default ``"linear"``: the rate is
+  multiplied by batch_size / 32 (×50: 0.075, 0.375 and 2.25 per step), so that every
+  example's gradient is weighted as in the paper (0.0015 / 32 = 4.7e-5, 2.3e-4 and
+  1.4e-3 per example), with Goyal et al.'s (2017) gradual warm-up of the factor from
+  1 to 50 over the first ``warmup_epochs`` = 5 epochs. ``"per_worker"`` applies the
+  rate as written to the 1600-example mean gradient: 50× less per example than the
+  paper, a sum of rates over the run 50× smaller. How we chose: LR_SCALING_EVIDENCE.
+* Steps: the schedule is written in epochs of ImageNet, from the paper's figures in
+  steps of 32 examples (`paper_epochs`); the step keys follow ``batch_size`` (see
+  bn_repro/schedule.py), so ``--config.batch_size=N`` keeps the schedule per example
+  seen and a run on any number of chips changes one number. At 1600, one of our steps
+  is 50 of the paper's if the paper counts 32-example updates summed over workers
+  (unconfirmed): Table 2's 31.0·10⁶ steps are our 620,000, 2.1·10⁶ are 42,000.
+  ``python -m bn_repro.main --config=configs/NAME.py --dry_run`` prints the schedule.
 * Momentum 0.9 (GoogLeNet's value).
 * Exponential decay (``schedule="exponential"``, staircase): ×0.96 every 8 epochs,
   GoogLeNet's "decreasing the learning rate by 4% every 8 epochs", for Inception and
-  BN-Baseline (8 epochs = 6,406 steps); 6× faster, every 4/3 epoch (1,068 steps),
-  in BN-x*.
+  BN-Baseline (8 epochs = 6,406 steps of 1600); 6× faster, every 4/3 epoch (1,068
+  steps), in BN-x*. Counted from step 0, through the warm-up.
 * L2 weight cost 4e-5 on convolution and classifier kernels (TF-slim's Inception
   default, the authors' code); 8e-6 in BN-x*.
-* Training length: 620,000 steps (31·10⁶ paper steps, the step at which Inception
-  reaches 72.2%; ≈774 epochs) for Inception and BN-Baseline; 120,000 (6·10⁶ paper
-  steps, where BN-x30 reaches 74.8% and the ensemble's nets peaked; ≈150 epochs) for
-  BN-x*.
+* Training length: 31·10⁶ paper steps (the step at which Inception reaches 72.2%;
+  774.3 epochs, 620,000 steps of 1600) for Inception and BN-Baseline; 6·10⁶ paper
+  steps (where BN-x30 reaches 74.8% and the ensemble's nets peaked; 149.9 epochs,
+  120,000 steps) for BN-x*.
 * Photometric distortions: ``distortion_strength`` 1.0 (TF-slim's ranges) in
   Inception and BN-Baseline, 0.5 (every range halved) in BN-x*.
 * Shuffling: files are read in a fresh order every epoch, ``interleave_cycle`` 16 at
@@ -50,9 +59,10 @@ Choices where the paper is silent (the same in every row):
   workers normalised over their own 32 examples: ``--config.bn.group_size=32``.
 * Network: BN-Inception of the appendix (bn_repro/models/inception.py) at 224×224,
   separable first convolution, pool projection 96 in 4c/4d; 1000 classes.
-* Evaluation: every 1,600 steps (2 epochs) on all 50,000 validation images, central
-  crop 87.5%, batch 1600 (the last one padded and masked); top-1 accuracy with the
-  moving-average BN statistics. Checkpoints every 800 steps (1 epoch), the last 3 kept.
+* Evaluation: every 2 epochs (1,601 steps of 1600) on all 50,000 validation images,
+  central crop 87.5%, batch 1600 (the last one padded and masked); top-1 accuracy
+  with the moving-average BN statistics. Checkpoints every epoch (801 steps), the
+  last 3 kept.
 * Input pipeline: see bn_repro/data/imagenet.py.
 """
 
@@ -69,8 +79,8 @@ BATCH_SIZE = REPLICAS * PER_REPLICA_BATCH
 BASELINE_DECAY_EPOCHS = 8.0  # GoogLeNet: 4% every 8 epochs
 BN_X_DECAY_SPEEDUP = 6  # "we lower the learning rate 6 times faster"
 BN_X_L2_REDUCTION = 5  # "reduce the L2 weight regularization by a factor of 5"
-LR_SCALING = "per_worker"  # TODO decide from the CPU-scale study
-WARMUP_EPOCHS = 0.0
+LR_SCALING = "linear"  # the paper's rate per example; see the docstring
+WARMUP_EPOCHS = 5.0  # Goyal et al. 2017
 
 
 def paper_epochs(paper_steps: float) -> float:
