@@ -28,6 +28,7 @@ from bn_repro import event_logs
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/lr_scaling", "Directory holding one workdir per run.")
 flags.DEFINE_integer("jobs", 2, "Runs trained at once, each pinned to one CPU core.")
+flags.DEFINE_bool("table_only", False, "Print the table of what has been measured; train nothing.")
 flags.DEFINE_list("runs", None, "Train only these runs (names as in the workdir); default all.")
 
 WORKER_BATCH = 32
@@ -118,10 +119,12 @@ def _table() -> str:
     lines = [header + " |", "|" + "---|" * (4 + EVALS)]
     for run in RUNS:
         row, batch, rule, warmup = run
-        steps, accuracy = event_logs.read_scalars(Path(FLAGS.workdir) / _name(*run))[
-            "eval/accuracy"
-        ]
-        by_examples = dict(zip(steps * batch, accuracy, strict=True))
+        try:
+            curves = event_logs.read_scalars(Path(FLAGS.workdir) / _name(*run))
+            steps, accuracy = curves["eval/accuracy"]
+        except (FileNotFoundError, KeyError):  # not started, or no evaluation yet
+            steps, accuracy = [], []
+        by_examples = {int(s) * batch: a for s, a in zip(steps, accuracy, strict=True)}
         cells = [f"{100 * by_examples[p]:.1f}" if p in by_examples else "–" for p in points]
         label = "either" if batch == WORKER_BATCH else rule
         warm = f"{WARMUP_EXAMPLES // 1000}k" if warmup else "none"
@@ -131,6 +134,13 @@ def _table() -> str:
 
 def main(argv: list[str]) -> None:
     del argv
+    if not FLAGS.table_only:
+        _train_all()
+    print("Test accuracy (%) after the given numbers of examples seen:")
+    print(_table())
+
+
+def _train_all() -> None:
     cores = queue.Queue()
     available = sorted(os.sched_getaffinity(0))
     for i in range(FLAGS.jobs):
@@ -140,8 +150,6 @@ def main(argv: list[str]) -> None:
         futures = [pool.submit(_train, run, cores) for run in chosen]
         for future in futures:
             future.result()
-    print("Test accuracy (%) after the given numbers of examples seen:")
-    print(_table())
 
 
 if __name__ == "__main__":
