@@ -3,6 +3,8 @@
   python -m bn_repro.main --config=configs/NAME.py --workdir=DIR [--config.KEY=VALUE ...]
 
 Running the same command again resumes from the latest checkpoint in DIR.
+With --dry_run (no --workdir needed) it prints the config's schedule beside the
+paper's figures and exits, reading no data and compiling nothing.
 TensorBoard: tensorboard --logdir DIR
 
 Several processes (hosts) train one model when started with the same command plus
@@ -19,12 +21,13 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from bn_repro import distributed, train
+from bn_repro import distributed, schedule, train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.DEFINE_bool("dry_run", False, "Print the config's schedule and exit without training.")
+flags.mark_flags_as_required(["config"])
 flags.DEFINE_string(
     "coordinator_address",
     None,
@@ -45,6 +48,11 @@ flags.DEFINE_integer(
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.dry_run:
+        _dry_run()
+        return
+    if FLAGS.workdir is None:
+        raise app.UsageError("--workdir is required (except with --dry_run).")
     logging.set_verbosity(logging.INFO)
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if jax.process_index() != 0:  # one console: the other processes report only problems
@@ -57,6 +65,16 @@ def main(argv: list[str]) -> None:
     except (train.TrainingDiverged, ValueError, FileNotFoundError, PermissionError) as error:
         # Errors that explain themselves: the message, not a traceback.
         sys.exit(f"error: {error}")
+
+
+def _dry_run() -> None:
+    try:
+        description = schedule.describe(FLAGS.config)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    name = config_flags.get_config_filename(FLAGS["config"])
+    print(f"{name}: schedule (dry run: no data read, nothing compiled)")
+    print(description)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from bn_repro import checkpointing, data, models
+from bn_repro import checkpointing, data, models, schedule
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
 from bn_repro.console import say
 from bn_repro.preemption import StopRequest
@@ -44,21 +44,6 @@ def to_model_input(images: jax.Array) -> jax.Array:
     if images.dtype == jnp.uint8:
         return images.astype(jnp.float32) / 255.0
     return images
-
-
-def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
-    if config.schedule == "constant":
-        return optax.constant_schedule(config.learning_rate)
-    if config.schedule == "exponential":
-        return optax.exponential_decay(
-            init_value=config.learning_rate,
-            transition_steps=config.lr_decay_steps,
-            decay_rate=config.lr_decay_rate,
-            staircase=config.lr_staircase,
-        )
-    raise ValueError(
-        f"Unknown schedule {config.schedule!r}; valid choices: ['constant', 'exponential']."
-    )
 
 
 def _is_kernel(params: Any) -> Any:
@@ -213,7 +198,7 @@ class Trainer:
         self.batch = NamedSharding(self.mesh, P("data"))
 
         self.model = models.create_model(config)
-        self.learning_rate_fn = create_learning_rate_fn(config)
+        self.learning_rate_fn = schedule.create_learning_rate_fn(config)
         self.state = jax.device_put(
             create_train_state(self.model, config, dataset.image_shape, self.learning_rate_fn),
             self.replicated,

@@ -13,8 +13,9 @@ than BN-x5); maximum accuracy 74.8%, reached after 6·10⁶ steps (120,000 of ou
 1600-example steps, this config's length).
 
 Identical to bn_x5.py (all Section 4.2.1 changes, same schedule shape, L2, dropout,
-shuffling, distortions and length) except the initial learning rate. Choices the
-paper leaves open: configs/imagenet_common.py.
+shuffling, distortions and length) except the initial learning rate: 0.045 per 32
+examples, 2.25 per step of 1600 under the linear rule after the 5-epoch warm-up.
+Choices the paper leaves open: configs/imagenet_common.py.
 """
 
 import ml_collections

@@ -12,10 +12,12 @@ Paper, Table 2: reaches 72.2% after 2.1·10⁶ steps (14× fewer than Inception;
 of our 1600-example steps); maximum accuracy 73.0%.
 
 Changes from BN-Baseline (Section 4.2.1), each a key set by
-configs/imagenet_common.accelerate: initial learning rate 0.0075; no dropout; L2
-8e-6 (5× smaller); learning-rate decay 6× faster (×0.96 every 4/3 epoch = 1,068
-steps); no LRN; within-file shuffling through a 10,000-example buffer; photometric
-distortions at half strength; 120,000 steps (6·10⁶ paper steps, ≈150 epochs). The
+configs/imagenet_common.accelerate: initial learning rate 0.0075 per 32 examples
+(0.375 per step of 1600 under the linear rule, reached after a 5-epoch warm-up);
+no dropout; L2 8e-6 (5× smaller); learning-rate decay 6× faster (×0.96 every 4/3
+epoch = 1,068 steps); no LRN; within-file shuffling through a 10,000-example
+buffer; photometric distortions at half strength; 6·10⁶ paper steps (149.9 epochs,
+120,000 steps). The whole schedule: add --dry_run to the command. The
 values the paper leaves open are explained in configs/imagenet_common.py.
 """
 

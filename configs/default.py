@@ -42,6 +42,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.momentum = 0.9
     config.nesterov = False
     config.learning_rate = 0.1
+    # How learning_rate meets the global batch (bn_repro/schedule.py): "per_worker"
+    # applies it as written to the batch's mean gradient; "linear" multiplies it by
+    # batch_size / worker_batch_size, ramped up from 1 over warmup_steps.
+    config.lr_scaling = "per_worker"
+    config.worker_batch_size = 60  # examples per update in the paper (§4.1: 60; §4.2: 32)
+    config.warmup_steps = 0
     # schedule: "constant" or "exponential" (lr · decay_rate^(step / decay_steps)).
     config.schedule = "constant"
     config.lr_decay_rate = 0.94
@@ -51,6 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.weight_decay = 0.0
 
     config.batch_size = 60  # global, over all devices and processes
+    config.epoch_examples = 60_000  # training examples per epoch (MNIST, Fashion-MNIST)
     config.eval_batch_size = 1000
     config.total_steps = 1000
     config.steps_per_loop = 100  # steps per compiled call (lax.scan)

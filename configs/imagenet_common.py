@@ -20,24 +20,42 @@ Choices where the paper is silent (the same in every row):
   paper), so the global batch is 32 × 50 = 1600 (``batch_size``), run
   synchronously. Any device count dividing 1600 works (8, 16, 32, 64, ...); the
   number of devices does not change the algorithm.
-* Learning rate and steps: the paper's per-update learning rate is applied to the
-  mean gradient of the 1600-example batch, as TF's synchronous replicas (and the
-  Inception-v3 recipe) do. One of our steps is 1600 examples = 50 of the paper's
-  32-example steps if the paper counts updates summed over replicas (unconfirmed):
-  Table 2's 31.0·10⁶ steps are 620,000 of ours, 2.1·10⁶ are 42,000.
-  ``--config.batch_size`` changes the global batch; the schedule below is in steps,
-  so scale ``lr_decay_steps`` and ``total_steps`` with it.
+* Learning rate and the global batch (``lr_scaling``, bn_repro/schedule.py): the
+  paper's workers each applied the rate to the mean gradient of their own 32
+  examples; we take one synchronous step on 1600. Default ``"linear"``: the rate is
+  multiplied by batch_size / 32 (×50: 0.075, 0.375 and 2.25 per step), so that every
+  example's gradient is weighted as in the paper (0.0015 / 32 = 4.7e-5, 2.3e-4 and
+  1.4e-3 per example), with Goyal et al.'s (2017) gradual warm-up of the factor from
+  1 to 50 over the first ``warmup_epochs`` = 5 epochs. ``"per_worker"`` applies the
+  rate as written to the 1600-example mean gradient: 50× less per example than the
+  paper, a sum of rates over the run 50× smaller. How we chose, so far without a
+  measurement of our own: "linear" is the reading under which one of our steps is
+  50 of the paper's per example seen, as our step counts already assume, and Goyal
+  et al. kept ImageNet accuracy with it up to a batch of 8k for a BN network, with
+  this warm-up, at 0.1 per 256 = 3.9e-4 per example (BN-x30's 1.4e-3 is 3.6× that,
+  so its warm-up matters most). The CPU-scale check, scripts/lr_scaling_study.py
+  (BN-x5 and BN-x30 rows at batch 32, 128 and 512; linear with and without warm-up;
+  per_worker; accuracy at equal examples seen), has not been run to the end yet:
+  run it and revise this default if batch 512 with the linear rule does not trace
+  batch 32.
+* Steps: the schedule is written in epochs of ImageNet, from the paper's figures in
+  steps of 32 examples (`paper_epochs`); the step keys follow ``batch_size`` (see
+  bn_repro/schedule.py), so ``--config.batch_size=N`` keeps the schedule per example
+  seen and a run on any number of chips changes one number. At 1600, one of our steps
+  is 50 of the paper's if the paper counts 32-example updates summed over workers
+  (unconfirmed): Table 2's 31.0·10⁶ steps are our 620,000, 2.1·10⁶ are 42,000.
+  ``python -m bn_repro.main --config=configs/NAME.py --dry_run`` prints the schedule.
 * Momentum 0.9 (GoogLeNet's value).
 * Exponential decay (``schedule="exponential"``, staircase): ×0.96 every 8 epochs,
   GoogLeNet's "decreasing the learning rate by 4% every 8 epochs", for Inception and
-  BN-Baseline (8 epochs = 6,406 steps); 6× faster, every 4/3 epoch (1,068 steps),
-  in BN-x*.
+  BN-Baseline (8 epochs = 6,406 steps of 1600); 6× faster, every 4/3 epoch (1,068
+  steps), in BN-x*. Counted from step 0, through the warm-up.
 * L2 weight cost 4e-5 on convolution and classifier kernels (TF-slim's Inception
   default, the authors' code); 8e-6 in BN-x*.
-* Training length: 620,000 steps (31·10⁶ paper steps, the step at which Inception
-  reaches 72.2%; ≈774 epochs) for Inception and BN-Baseline; 120,000 (6·10⁶ paper
-  steps, where BN-x30 reaches 74.8% and the ensemble's nets peaked; ≈150 epochs) for
-  BN-x*.
+* Training length: 31·10⁶ paper steps (the step at which Inception reaches 72.2%;
+  774.3 epochs, 620,000 steps of 1600) for Inception and BN-Baseline; 6·10⁶ paper
+  steps (where BN-x30 reaches 74.8% and the ensemble's nets peaked; 149.9 epochs,
+  120,000 steps) for BN-x*.
 * Photometric distortions: ``distortion_strength`` 1.0 (TF-slim's ranges) in
   Inception and BN-Baseline, 0.5 (every range halved) in BN-x*.
 * Shuffling: files are read in a fresh order every epoch, ``interleave_cycle`` 16 at
@@ -50,31 +68,33 @@ Choices where the paper is silent (the same in every row):
   workers normalised over their own 32 examples: ``--config.bn.group_size=32``.
 * Network: BN-Inception of the appendix (bn_repro/models/inception.py) at 224×224,
   separable first convolution, pool projection 96 in 4c/4d; 1000 classes.
-* Evaluation: every 1,600 steps (2 epochs) on all 50,000 validation images, central
-  crop 87.5%, batch 1600 (the last one padded and masked); top-1 accuracy with the
-  moving-average BN statistics. Checkpoints every 800 steps (1 epoch), the last 3 kept.
+* Evaluation: every 2 epochs (1,601 steps of 1600) on all 50,000 validation images,
+  central crop 87.5%, batch 1600 (the last one padded and masked); top-1 accuracy
+  with the moving-average BN statistics. Checkpoints every epoch (801 steps), the
+  last 3 kept.
 * Input pipeline: see bn_repro/data/imagenet.py.
 """
 
 import ml_collections
 
+from bn_repro import schedule
 from configs import default
 
 NUM_TRAIN = 1_281_167  # ILSVRC2012 training images
 REPLICAS = 50
 PER_REPLICA_BATCH = 32  # the paper's mini-batch
 BATCH_SIZE = REPLICAS * PER_REPLICA_BATCH
-STEPS_PER_EPOCH = NUM_TRAIN / BATCH_SIZE  # 800.7
-PAPER_STEPS_PER_STEP = REPLICAS  # if the paper's steps are 32-example updates
 
 BASELINE_DECAY_EPOCHS = 8.0  # GoogLeNet: 4% every 8 epochs
 BN_X_DECAY_SPEEDUP = 6  # "we lower the learning rate 6 times faster"
 BN_X_L2_REDUCTION = 5  # "reduce the L2 weight regularization by a factor of 5"
+LR_SCALING = "linear"  # the paper's rate per example; see the docstring
+WARMUP_EPOCHS = 5.0  # Goyal et al. 2017
 
 
-def steps(epochs: float) -> int:
-    """Training steps of BATCH_SIZE examples in ``epochs`` passes over ImageNet."""
-    return round(epochs * STEPS_PER_EPOCH)
+def paper_epochs(paper_steps: float) -> float:
+    """Epochs of ImageNet in ``paper_steps`` updates of the paper's 32 examples."""
+    return paper_steps * PER_REPLICA_BATCH / NUM_TRAIN
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -101,19 +121,27 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer = "sgd"
     config.momentum = 0.9
     config.learning_rate = 0.0015
+    config.lr_scaling = LR_SCALING
+    config.worker_batch_size = PER_REPLICA_BATCH
     config.schedule = "exponential"
     config.lr_decay_rate = 0.96
-    config.lr_decay_steps = steps(BASELINE_DECAY_EPOCHS)
     config.lr_staircase = True
     config.weight_decay = 4e-5
 
     config.batch_size = BATCH_SIZE
     config.eval_batch_size = BATCH_SIZE
-    config.total_steps = 31_000_000 // PAPER_STEPS_PER_STEP
+    config.epoch_examples = NUM_TRAIN
+    # The schedule in epochs; its step keys follow --config.batch_size (bn_repro/schedule.py).
+    schedule.link_steps_to_epochs(
+        config,
+        total_epochs=paper_epochs(31e6),
+        lr_decay_epochs=BASELINE_DECAY_EPOCHS,
+        warmup_epochs=WARMUP_EPOCHS,
+        eval_every_epochs=2.0,
+        checkpoint_every_epochs=1.0,
+    )
     # One step per compiled call: a 1600-image float32 batch is about 1 GB of host memory.
     config.steps_per_loop = 1
-    config.eval_every_steps = 1600
-    config.checkpoint_every_steps = 800
     config.keep_checkpoints = 3
     config.log_every_steps = 100
     return config
@@ -124,8 +152,8 @@ def accelerate(config: ml_collections.ConfigDict, learning_rate: float) -> None:
     config.learning_rate = learning_rate
     config.dropout_rate = 0.0
     config.weight_decay /= BN_X_L2_REDUCTION
-    config.lr_decay_steps = steps(BASELINE_DECAY_EPOCHS / BN_X_DECAY_SPEEDUP)
+    config.lr_decay_epochs = BASELINE_DECAY_EPOCHS / BN_X_DECAY_SPEEDUP
     config.use_lrn = False
     config.shuffle_buffer = 10_000
     config.distortion_strength = 0.5
-    config.total_steps = 6_000_000 // PAPER_STEPS_PER_STEP
+    config.total_epochs = paper_epochs(6e6)

@@ -13,7 +13,9 @@ after 31.0·10⁶ training steps.
 
 The network of the appendix without BN (convolutions with biases), ReLU, local
 response normalization where GoogLeNet has it, 40% dropout before the classifier.
-Initial learning rate 0.0015, decayed ×0.96 every 8 epochs; L2 4e-5; full
+Initial learning rate 0.0015 per update of 32 examples (×50 = 0.075 per step of
+1600 under the linear rule, after a 5-epoch warm-up), decayed ×0.96 every 8 epochs,
+for 31·10⁶ updates of 32 (774 epochs, 620,000 steps); L2 4e-5; full
 photometric distortions; no within-file shuffling. Everything the paper leaves open
 (replicas, momentum, decay rate and interval, L2, steps, ...) is chosen and explained
 in configs/imagenet_common.py, identically for all rows.

@@ -25,5 +25,5 @@ from configs import imagenet_common, inception
 def get_config() -> ml_collections.ConfigDict:
     config = inception.get_config()
     config.activation = "sigmoid"
-    config.total_steps = 6_000_000 // imagenet_common.PAPER_STEPS_PER_STEP
+    config.total_epochs = imagenet_common.paper_epochs(6e6)
     return config

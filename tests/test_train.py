@@ -139,13 +139,6 @@ def test_eval_counts_every_example_once(mnist_dataset):
     assert results[0]["loss"] == pytest.approx(results[1]["loss"], rel=1e-5)
 
 
-def test_learning_rate_schedule():
-    config = small_mnist_config(schedule="exponential", learning_rate=0.1)
-    config.lr_decay_rate, config.lr_decay_steps, config.lr_staircase = 0.5, 10, True
-    schedule = train.create_learning_rate_fn(config)
-    assert [float(schedule(s)) for s in (0, 9, 10, 25)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
-
-
 def test_weight_decay_only_on_kernels(mnist_dataset):
     config = small_mnist_config(weight_decay=0.5)
     state = train.Trainer(config, mnist_dataset).state
