@@ -137,11 +137,12 @@ def get_config(arg: str = "bn_x5") -> ml_collections.ConfigDict:
     config.min_depth = MIN_DEPTH
     config.bn.momentum = BN_MOMENTUM
 
-    config.batch_size = BATCH_SIZE
     config.eval_batch_size = 250
     config.learning_rate *= LR_SCALE
     config.lr_decay_steps = max(1, round(config.lr_decay_steps * time_scale))
     config.total_steps = max(1, round(config.total_steps * time_scale))
+    # A no-op at batch 32 (the linear rule's factor is 1), scaled like every step count.
+    config.warmup_steps = round(config.warmup_steps * time_scale)
     long_run = config.total_steps >= round(INCEPTION_STEPS * time_scale / TIME_SCALE)
     evals = QUICK_EVALS_PER_RUN if quick else LONG_RUN_EVALS if long_run else EVALS_PER_RUN
     if row == CALIBRATION:
@@ -154,4 +155,7 @@ def get_config(arg: str = "bn_x5") -> ml_collections.ConfigDict:
     config.keep_checkpoints = evals + 1
     config.log_every_steps = config.eval_every_steps
     config.steps_per_loop = STEPS_PER_LOOP
+    # Last: the ImageNet step counts read above follow the batch size until pinned.
+    config.batch_size = BATCH_SIZE
+    config.epoch_examples = 60_000
     return config

@@ -27,6 +27,8 @@ SCALE_KEYS = {
     "log_every_steps",
     "keep_checkpoints",
     "steps_per_loop",
+    "warmup_steps",
+    "epoch_examples",
 }
 MEMBER_KEYS = {"conv_init_scale", "dropout_rate", "per_activation_bn_last", "seed"}
 
