@@ -84,6 +84,7 @@ def test_quick_rows_are_the_same_experiment_shorter(row):
         "checkpoint_every_steps",
         "log_every_steps",
         "keep_checkpoints",
+        "warmup_steps",
     }
     ratio = small_table2.QUICK_INCEPTION_STEPS / small_table2.INCEPTION_STEPS
     assert quick.total_steps == pytest.approx(full.total_steps * ratio, rel=1e-2)
