@@ -65,6 +65,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3
     config.log_every_steps = 100
     config.seed = 0
+    # A workdir (e.g. of scripts/import_weights.py) whose latest weights and BN
+    # statistics a new run starts from, with a fresh optimizer at step 0.
+    config.init_from = ""
 
     # Robustness. A non-finite loss stops the run (the last good checkpoint stays);
     # with skip_nonfinite_steps such a step is skipped and counted instead.

@@ -10,8 +10,9 @@ Options (top-level config keys, defaults in configs/default.py):
 * ``width_multiplier``, ``min_depth``: every depth d becomes
   max(int(d · width_multiplier), min_depth), TF-slim's depth_multiplier/min_depth.
 * ``stem``: "imagenet" (the table of bn_repro/models/inception.py), or "small" for
-  28-64 px inputs (Fashion-MNIST, miniature ImageNet): a 3×3/1 first convolution and no first max pool, so the stem
-  downsamples 2× instead of 8× and the modules keep their structure at
+  28-64 px inputs (Fashion-MNIST, miniature ImageNet): a 3×3/1 first convolution and
+  no first max pool, so the stem downsamples 2× instead of 8× and the modules keep
+  their structure at
   28 px → 14, 7, 4 (32 px → 16, 8, 4; 64 px → 32, 16, 8), like 28, 14, 7 at 224.
 * ``conv_init_scale``: multiplies the initial convolution weights (the ensemble's
   "increased initial weights in the convolutional layers"). Convolutions start from
