@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from bn_repro import published_weights
 from bn_repro.console import say
+from bn_repro.evaluate import quiet_logs
 
 DEFAULT_CONFIGS = {"tfslim": "configs.pretrained_tfslim", "pytorch": "configs.pretrained_caffe"}
 
@@ -36,6 +37,7 @@ flags.mark_flags_as_required(["format", "source", "workdir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    quiet_logs()
     config = FLAGS.config or importlib.import_module(DEFAULT_CONFIGS[FLAGS.format]).get_config()
     start = time.perf_counter()
     try:

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from bn_repro import evaluate, published_weights, train
+from bn_repro import evaluate, models, published_weights, train
 from bn_repro.batch_norm import BATCH_STATS
 from configs import pretrained_caffe, pretrained_tfslim
 from tests import reference_nets
@@ -34,15 +34,26 @@ def relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
     return float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
 
 
-class ImageShape:
-    """The one dataset attribute the Trainer reads."""
+class AbstractTrainer:
+    """What bn_repro.evaluate.restore_checkpoint reads of a Trainer: its model and the
+    structure of its state (shape-only, so no 224 px initialisation is compiled).
+    """
 
-    image_shape = (SIZE, SIZE, 3)
+    def __init__(self, config):
+        self.model = models.create_model(config)
+        learning_rate_fn = train.create_learning_rate_fn(config)
+        abstract = jax.eval_shape(
+            lambda: train.create_train_state(self.model, config, (SIZE, SIZE, 3), learning_rate_fn)
+        )
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        self.state = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract
+        )
 
 
 def restored_network(config, workdir):
     """Our model, its variables as bn_repro.evaluate restores them, and a jitted forward."""
-    trainer = train.Trainer(config, ImageShape())
+    trainer = AbstractTrainer(config)
     state = evaluate.restore_checkpoint(trainer, workdir)
     variables = {"params": state.params, BATCH_STATS: state.batch_stats}
 
