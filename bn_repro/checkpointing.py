@@ -60,6 +60,36 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
     return manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
+def restore_weights(workdir: str | Path, target: dict[str, Any]) -> dict[str, Any]:
+    """Only the subtrees of ``target`` (e.g. params, batch_stats) from ``workdir``'s latest
+    checkpoint, whatever optimizer state it holds: a run's ``init_from``.
+    """
+    directory = Path(workdir).absolute() / "checkpoints"
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+    manager = ocp.CheckpointManager(
+        directory, options=options, item_handlers=ocp.PyTreeCheckpointHandler()
+    )
+    try:
+        step = manager.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"No checkpoint in {directory} to initialise from.")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        args = ocp.args.PyTreeRestore(abstract, partial_restore=True)
+        restored = manager.restore(step, args=args)
+    finally:
+        manager.close()
+    # Orbax returns the saved shapes even when they differ from the target's.
+    for (path, want), got in zip(
+        jax.tree_util.tree_leaves_with_path(target), jax.tree.leaves(restored), strict=True
+    ):
+        if np.shape(got) != np.shape(want):
+            raise ValueError(
+                f"{workdir} step {step}: {jax.tree_util.keystr(path)} has shape "
+                f"{np.shape(got)}, this config's model {np.shape(want)}."
+            )
+    return restored
+
+
 def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
     """The latest readable checkpoint, or ``target`` unchanged if there is none.
 

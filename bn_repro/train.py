@@ -356,9 +356,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         manager.close()
 
 
+def _initialised_from(state: TrainState, workdir: str) -> TrainState:
+    """``state`` with the weights and BN statistics of ``workdir``'s latest checkpoint,
+    keeping its own (fresh) optimizer state and step 0: fine-tuning.
+    """
+    weights = {"params": state.params, BATCH_STATS: state.batch_stats}
+    restored = checkpointing.restore_weights(workdir, weights)
+    say(f"Initialised from the latest checkpoint of {workdir}.")
+    return state.replace(params=restored["params"], batch_stats=restored[BATCH_STATS])
+
+
 def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> dict[str, Any]:
     checkpointing.check_and_record_config(config, workdir)
     state = checkpointing.restore_latest(manager, trainer.state)
+    if int(state.step) == 0 and config.get("init_from"):
+        state = _initialised_from(state, config.init_from)
     start_step = int(state.step)
     if start_step >= config.total_steps:
         say(f"{workdir}: already trained to step {start_step}; nothing to do.")

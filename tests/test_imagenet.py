@@ -300,6 +300,28 @@ def test_impossible_crop_falls_back_to_the_central_crop():
         )
 
 
+def test_resize_shorter_crop_is_torchvision_resize_256_then_center_crop():
+    jpeg = tf.constant(_jpeg(np.random.default_rng(2), 300, 400))
+    image = tf.io.decode_jpeg(jpeg, channels=3)
+    # Resize(256): 300×400 → 256×341 (⌊400·256/300⌋); CenterCrop(224): top
+    # round(32/2) = 16, left round(117/2) = 58 (Python rounds half to even).
+    resized = tf.image.resize(image, [256, 341], method="bilinear").numpy()
+    expected = resized[16:240, 58:282] / 255.0 * 2 - 1
+    got = imagenet.eval_preprocess(jpeg, 224, "resize_shorter").numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_caffe_input_range_and_label_offset(mini):
+    default = next(make_dataset(mini).eval_batches())
+    caffe = next(make_dataset(mini, input_range="caffe_bgr", label_offset=1).eval_batches())
+    rgb_255 = (default["image"].astype(np.float64) + 1) * 127.5
+    expected = rgb_255[..., ::-1] - np.array([104.0, 117.0, 128.0])  # BGR minus means
+    np.testing.assert_allclose(caffe["image"], expected, atol=1e-3)  # float32 at 255
+    np.testing.assert_array_equal(caffe["label"], default["label"] + 1)
+    with pytest.raises(ValueError, match="input_range='rgb'"):
+        make_dataset(mini, input_range="rgb")
+
+
 def test_distortions_keep_grey_grey_and_scale_with_strength():
     grey = tf.fill([8, 8, 3], 100.0)
     for seed in range(5):

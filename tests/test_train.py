@@ -171,3 +171,26 @@ def test_bad_config_errors(key, value, message, mnist_dataset):
             train.Trainer(config, mnist_dataset)
     if key in ("model", "dataset"):
         assert "'mlp'" in str(error.value) or "'mnist'" in str(error.value)
+
+
+def test_init_from_takes_weights_and_statistics_with_a_fresh_optimizer(tmp_path, capsys):
+    source = small_mnist_config(total_steps=100)
+    train.train_and_evaluate(source, tmp_path / "source")
+    # Another optimizer state (no momentum) and a zero learning rate: the weights stay
+    # those of the source while the new run counts its own steps from 0.
+    config = small_mnist_config(total_steps=50, momentum=0.0, learning_rate=0.0)
+    config.init_from = str(tmp_path / "source")
+    result = train.train_and_evaluate(config, tmp_path / "fine_tuned")
+    assert "Initialised from the latest checkpoint" in capsys.readouterr().out
+    assert result["step"] == 50
+
+    def latest(run_config, workdir):
+        trainer = train.Trainer(run_config, data.create_dataset(run_config))
+        return checkpointing.restore_latest(
+            checkpointing.create_manager(workdir, keep=3), trainer.state
+        )
+
+    before, after = latest(source, tmp_path / "source"), latest(config, tmp_path / "fine_tuned")
+    assert int(after.step) == 50
+    assert_trees_equal(before.params, after.params)
+    assert jax.tree.structure(after.opt_state) != jax.tree.structure(before.opt_state)

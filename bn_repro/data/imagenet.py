@@ -16,6 +16,18 @@ Evaluation examples (`eval_preprocess`): TF-slim's central crop, 87.5% of the he
 and of the width, resized to ``image_size``. All of the validation split is
 evaluated, the last batch padded and masked, so every image counts exactly once.
 
+What published weights expect (configs/pretrained_*.py), three keys:
+
+* ``input_range``: "minus_one_one" (RGB in [-1, 1], TF-slim's and our default) or
+  "caffe_bgr" (BGR in [0, 255] minus the channel means [104, 117, 128]: the Caffe
+  model of pretrainedmodels). Every path makes [-1, 1] RGB first, then
+  `to_input_range` maps it, so training, evaluation and 144 crops agree.
+* ``eval_crop``: "central_fraction" (above) or "resize_shorter": the shorter side
+  resized to ⌊image_size / 0.875⌋ (256 at 224), then the central image_size square
+  (pretrainedmodels' TransformImage, with which its accuracies were measured).
+* ``label_offset``: 1 for TF-slim's 1001 classes, whose class 0 is "background":
+  label l of the 1000 ImageNet classes becomes l + 1.
+
 Data order. Process p of P reads only the files p, p+P, p+2P, ... of each split
 (``jax.process_index()``, ``jax.process_count()``); every process needs at least one
 file (``scripts/prepare_imagenet.py --num_shards``). Its training stream is an
@@ -61,6 +73,9 @@ CROP_AREA_RANGE = (0.08, 1.0)  # GoogLeNet: "sizes distributed evenly between 8%
 CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
 CROP_ATTEMPTS = 10
 EVAL_CROP_FRACTION = 0.875
+INPUT_RANGES = ("minus_one_one", "caffe_bgr")
+EVAL_CROPS = ("central_fraction", "resize_shorter")
+CAFFE_BGR_MEAN = (104.0, 117.0, 128.0)  # pretrainedmodels' bninception settings
 # TF-slim's distort_color ranges at strength 1: brightness ±32/255, saturation and
 # contrast ×[0.5, 1.5], hue ±0.2.
 BRIGHTNESS_DELTA = 32 / 255
@@ -163,12 +178,32 @@ def train_preprocess(
     return image * (2 / 255.0) - 1.0
 
 
-def eval_preprocess(jpeg: tf.Tensor, image_size: int) -> tf.Tensor:
+def eval_preprocess(
+    jpeg: tf.Tensor, image_size: int, eval_crop: str = "central_fraction"
+) -> tf.Tensor:
     """Encoded JPEG → its central crop as (image_size, image_size, 3) float32 in [-1, 1]."""
-    window = _central_window(tf.image.extract_jpeg_shape(jpeg))
-    image = tf.image.decode_and_crop_jpeg(jpeg, window, channels=3)
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear") / 255.0
+    if eval_crop == "resize_shorter":
+        image = tf.io.decode_jpeg(jpeg, channels=3)
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        side = float(int(image_size / EVAL_CROP_FRACTION))
+        # torchvision's Resize(side): the shorter side becomes side, the other ⌊·⌋.
+        size = tf.cast(tf.floor(shape * side / tf.reduce_min(shape)), tf.int32)
+        size = tf.where(shape == tf.reduce_min(shape), int(side), size)
+        image = tf.image.resize(image, size, method="bilinear")
+        top, left = (tf.cast(tf.round((n - image_size) / 2), tf.int32) for n in tf.unstack(size))
+        image = image[top : top + image_size, left : left + image_size] / 255.0
+    else:
+        window = _central_window(tf.image.extract_jpeg_shape(jpeg))
+        image = tf.image.decode_and_crop_jpeg(jpeg, window, channels=3)
+        image = tf.image.resize(image, [image_size, image_size], method="bilinear") / 255.0
     return image * 2.0 - 1.0
+
+
+def to_input_range(image: tf.Tensor, input_range: str) -> tf.Tensor:
+    """[-1, 1] RGB images (…, 3) → what the weights expect (``input_range``)."""
+    if input_range == "caffe_bgr":
+        return (image[..., ::-1] + 1.0) * 127.5 - tf.constant(CAFFE_BGR_MEAN)
+    return image
 
 
 def _parse(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -242,6 +277,9 @@ class ImageNet:
         interleave_cycle: int,
         process_index: int | None = None,
         process_count: int | None = None,
+        input_range: str = "minus_one_one",
+        eval_crop: str = "central_fraction",
+        label_offset: int = 0,
     ):
         if not 0 <= distortion_strength <= MAX_DISTORTION_STRENGTH:
             raise ValueError(
@@ -253,6 +291,15 @@ class ImageNet:
                 f"interleave_cycle={interleave_cycle} must be ≥ 1 and "
                 f"shuffle_buffer={shuffle_buffer} ≥ 0."
             )
+        for key, value, choices in (
+            ("input_range", input_range, INPUT_RANGES),
+            ("eval_crop", eval_crop, EVAL_CROPS),
+            ("label_offset", label_offset, (0, 1)),
+        ):
+            if value not in choices:
+                raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
+        self.input_range, self.eval_crop, self.label_offset = input_range, eval_crop, label_offset
+        self.num_classes = NUM_CLASSES + label_offset
         index = jax.process_index() if process_index is None else process_index
         count = jax.process_count() if process_count is None else process_count
         for what, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -286,6 +333,11 @@ class ImageNet:
         self.num_eval_batches = math.ceil(largest_share / self.local_eval_batch_size)
         # One 32-bit key per (seed, process, process count): independent streams.
         self._stream_seed = int(np.random.SeedSequence([seed, index, count]).generate_state(1)[0])
+
+    def parse(self, record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(JPEG, label) of a record, the label shifted by ``label_offset``."""
+        jpeg, label = _parse(record)
+        return jpeg, label + self.label_offset
 
     def _epoch(self, epoch: tf.Tensor, skip: tf.Tensor) -> tf.data.Dataset:
         """(example seed, record) of one epoch of this process's files, minus ``skip``."""
@@ -323,8 +375,9 @@ class ImageNet:
         first_epoch, skip = divmod(start_step * self.local_batch_size, self._train.num_examples)
 
         def example(position, seed, record) -> dict[str, tf.Tensor]:
-            jpeg, label = _parse(record)
+            jpeg, label = self.parse(record)
             image = train_preprocess(jpeg, seed, self.image_size, self.distortion_strength)
+            image = to_input_range(image, self.input_range)
             return {"image": image, "label": label, "position": position}
 
         dataset = (
@@ -351,8 +404,9 @@ class ImageNet:
         """This process's share of the whole validation split once, padded and masked."""
 
         def example(record: tf.Tensor) -> dict[str, tf.Tensor]:
-            jpeg, label = _parse(record)
-            image = eval_preprocess(jpeg, self.image_size)
+            jpeg, label = self.parse(record)
+            image = eval_preprocess(jpeg, self.image_size, self.eval_crop)
+            image = to_input_range(image, self.input_range)
             return {"image": image, "label": label, "mask": tf.constant(True)}
 
         padding = self.num_eval_batches * self.local_eval_batch_size - self._eval.num_examples
@@ -383,4 +437,8 @@ def create(config: ml_collections.ConfigDict) -> ImageNet:
         distortion_strength=config.distortion_strength,
         shuffle_buffer=config.shuffle_buffer,
         interleave_cycle=config.interleave_cycle,
+        # Absent from runs recorded before these keys existed.
+        input_range=config.get("input_range", "minus_one_one"),
+        eval_crop=config.get("eval_crop", "central_fraction"),
+        label_offset=config.get("label_offset", 0),
     )

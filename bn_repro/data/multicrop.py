@@ -144,7 +144,8 @@ def _in_memory_batches(
 
 
 def _imagenet_batches(dataset: imagenet.ImageNet, images_per_batch: int) -> Iterator[Batch]:
-    """ImageNet validation images decoded whole, cropped 144 times, scaled to [-1, 1].
+    """ImageNet validation images decoded whole, cropped 144 times, scaled to [-1, 1]
+    and then to the dataset's ``input_range``.
 
     Uses the dataset's files, record parser, padding and tf.data options, so images,
     labels and the mask line up with ``ImageNet.eval_batches()``.
@@ -157,10 +158,11 @@ def _imagenet_batches(dataset: imagenet.ImageNet, images_per_batch: int) -> Iter
     size = dataset.image_size
 
     def example(record: tf.Tensor) -> dict[str, tf.Tensor]:
-        jpeg, label = imagenet._parse(record)
+        jpeg, label = dataset.parse(record)
         image = tf.io.decode_jpeg(jpeg, channels=3)
         crops = multicrop(image[None], size, shorter_sides(size))[0]
-        return {"image": crops * (2 / 255.0) - 1.0, "label": label, "mask": tf.constant(True)}
+        crops = imagenet.to_input_range(crops * (2 / 255.0) - 1.0, dataset.input_range)
+        return {"image": crops, "label": label, "mask": tf.constant(True)}
 
     files = dataset._eval
     padding = dataset.num_eval_batches * dataset.local_eval_batch_size - files.num_examples

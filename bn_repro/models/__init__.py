@@ -9,10 +9,10 @@ from collections.abc import Callable
 import flax.linen as nn
 import ml_collections
 
-from bn_repro.models import inception, mlp
+from bn_repro.models import inception_config, mlp
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
-    "inception": inception.create,
+    "inception": inception_config.create,
     "mlp": mlp.create,
 }
 

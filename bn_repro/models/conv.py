@@ -1,6 +1,7 @@
 """The convolution every layer of BN-Inception uses, and its CPU-only form.
 
-`Conv` is a SAME-padded NHWC convolution with an HWIO kernel. The mathematics is
+`Conv` is an NHWC convolution with an HWIO kernel, SAME-padded or padded as in
+Caffe (bn_repro/models/geometry.py). The mathematics is
 the same on every platform; only the way XLA is asked to compute it differs, behind
 one switch, ``cpu_matmuls``: on for training steps when JAX runs on CPU
 (`cpu_matmuls_default`; the layers pass ``train``), where XLA's convolution gradients
@@ -12,6 +13,8 @@ GPU and TPU, XLA's convolutions are the fast path and are used as written.
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from bn_repro.models.geometry import conv_pads
 
 
 def cpu_matmuls_default() -> bool:
@@ -28,15 +31,10 @@ def _dense_kernel(kernel: jax.Array, in_channels: int, groups: int) -> jax.Array
     return jnp.tile(kernel, (1, 1, groups, 1)) * same_group
 
 
-def _im2col(x: jax.Array, k: int, stride: int) -> jax.Array:
-    """The k×k SAME-padded patches of x side by side: (N, H', W', k·k·C), HWIO order."""
-    _, h, w, _ = x.shape
-    out_h, out_w = -(-h // stride), -(-w // stride)
-    pad_h = max((out_h - 1) * stride + k - h, 0)
-    pad_w = max((out_w - 1) * stride + k - w, 0)
-    x = jnp.pad(
-        x, ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
-    )
+def _im2col(x: jax.Array, k: int, stride: int, pads: tuple) -> jax.Array:
+    """The k×k patches of x padded by ``pads`` side by side: (N, H', W', k·k·C), HWIO order."""
+    x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+    out_h, out_w = ((n - k) // stride + 1 for n in x.shape[1:3])
     rows, cols = (out_h - 1) * stride + 1, (out_w - 1) * stride + 1
     patches = [
         x[:, i : i + rows : stride, j : j + cols : stride, :] for i in range(k) for j in range(k)
@@ -45,7 +43,9 @@ def _im2col(x: jax.Array, k: int, stride: int) -> jax.Array:
 
 
 class Conv(nn.Module):
-    """A SAME-padded NHWC convolution with an HWIO ``kernel`` (nn.Conv's layout).
+    """An NHWC convolution with an HWIO ``kernel`` (nn.Conv's layout).
+
+    ``padding``: "same" or "caffe" (bn_repro/models/geometry.py).
 
     ``cpu_matmuls`` computes the same sums as 2-D matrix products, the one form that
     XLA's CPU backend runs fast everywhere:
@@ -75,6 +75,7 @@ class Conv(nn.Module):
     use_bias: bool = True
     init_scale: float = 1.0
     cpu_matmuls: bool = False
+    padding: str = "same"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -85,10 +86,11 @@ class Conv(nn.Module):
         )
         shape = (k, k, x.shape[-1] // groups, self.features)
         kernel = self.param("kernel", kernel_init, shape, jnp.float32)
+        pads = tuple(conv_pads(n, k, stride, self.padding) for n in x.shape[1:3])
         if self.cpu_matmuls:
             if groups > 1:
                 kernel = _dense_kernel(kernel, x.shape[-1], groups)
-            patches = _im2col(x, k, stride)  # x itself for a 1×1 stride-1 convolution
+            patches = _im2col(x, k, stride, pads)  # x itself for a 1×1 stride-1 convolution
             y = patches.reshape(-1, patches.shape[-1]) @ kernel.reshape(-1, self.features)
             y = y.reshape(*patches.shape[:-1], self.features)
         else:
@@ -96,7 +98,7 @@ class Conv(nn.Module):
                 x,
                 kernel,
                 window_strides=(stride, stride),
-                padding="SAME",
+                padding=pads,
                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
                 feature_group_count=groups,
             )

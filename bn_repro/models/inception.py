@@ -42,7 +42,8 @@ Choices where the printed table is ambiguous or inconsistent:
   passed through unprojected; TF-slim does the same.
 * **Padding.** SAME everywhere (TF-slim), so 224 → 112 → 56 → 28 → 14 → 7. The 3×3/1
   average pools inside modules average only the in-image values at the border
-  (TensorFlow's SAME average pooling), max pools pad with −∞.
+  (TensorFlow's SAME average pooling), max pools pad with −∞
+  (bn_repro/models/geometry.py, which also has Caffe's rules).
 * **Head.** The 7×7 average pool of the table is a global average pool, so the net
   accepts other input sizes; then dropout (0.4 for the Inception baseline) and one
   fully-connected layer to the logits, which has no BN (it feeds the softmax, not a
@@ -55,40 +56,13 @@ per 224×224 image; the separable first convolution takes it to 11.28M and 1.95 
 There are 69 BN layers (3 in the stem, 7 per module, 5 in 3c and 4e). The paper's
 "13.6·10⁶ parameters" is not reached by any reading of the table we know of.
 
-Options (top-level config keys, see configs/default.py):
-
-* ``norm``: "batch" (BN before every nonlinearity) or "none".
-* ``activation``: "relu" or "sigmoid", for every hidden nonlinearity.
-* ``use_lrn``: local response normalization where GoogLeNet has it [1].
-* ``dropout_rate``: before the classifier.
-* ``width_multiplier``, ``min_depth``: every depth d becomes
-  max(int(d · width_multiplier), min_depth), TF-slim's depth_multiplier/min_depth.
-* ``stem``: "imagenet" above, or "small" for 28-64 px inputs (Fashion-MNIST,
-  miniature ImageNet): a 3×3/1 first convolution and no first max pool, so the stem
-  downsamples 2× instead of 8× and the modules keep their structure at
-  28 px → 14, 7, 4 (32 px → 16, 8, 4; 64 px → 32, 16, 8), like 28, 14, 7 at 224.
-* ``conv_init_scale``: multiplies the initial convolution weights (the ensemble's
-  "increased initial weights in the convolutional layers"). Convolutions start from
-  TF-slim's He initialisation, a truncated normal with variance 2 / fan-in.
-* ``per_activation_bn_last``: the ensemble's "non-convolutional, per-activation
-  Batch Normalization with last hidden layers". We read "last hidden layer" as the
-  output of inception 5b, the last layer with a nonlinearity (the pooled features
-  are a linear function of it): the four convolutions whose outputs 5b concatenates
-  (1×1, 3×3, second double 3×3, pool projection) get BN with its own statistics, γ
-  and β for every activation (height × width × channel) instead of per feature map.
-  BN stays where it is, before the nonlinearity, and the layer count stays 69.
-* ``bn.epsilon``, ``bn.momentum``, ``bn.group_size`` (0: the whole global batch).
+Options: the config keys of bn_repro/models/inception_config.py.
 
 On CPU, every convolution is computed as a 2-D matrix product (im2col): the same
 sums, in the form XLA's CPU backend runs fast, also inside the trainer's step loop
 (bn_repro/models/conv.py; `LayerOptions.cpu_matmuls` is the one switch).
 
-[1] GoogLeNet places local response normalization after the first max pool and after
-the 3×3 stem convolution. We implement GoogLeNet's (Caffe's, across channels) LRN of
-size n = 5, α = 1e-4, β = 0.75 on an activation a with C channels:
-    b_c = a_c · (1 + (α / n) · Σ_{c' = max(0, c−2)}^{min(C−1, c+2)} a_{c'}²)^(−β).
-Note α / n: Caffe scales α by the window size; tf.nn.local_response_normalization
-does not.
+[1] GoogLeNet's local response normalization: bn_repro/models/lrn.py.
 """
 
 import dataclasses
@@ -97,10 +71,11 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from bn_repro.batch_norm import BatchNorm
-from bn_repro.models.conv import Conv, cpu_matmuls_default
+from bn_repro.models import geometry
+from bn_repro.models.conv import Conv
+from bn_repro.models.lrn import LocalResponseNorm
 
 PASS_THROUGH = None  # pool branch concatenated without a projection (3c, 4e)
 
@@ -146,11 +121,6 @@ FIRST_CONVS = ("separable", "plain")
 POOL_PROJ_4CD_CHOICES = (96, 128)
 SEPARABLE_DEPTH_MULTIPLIER = 8
 
-# Local response normalization of GoogLeNet (see [1] in the module docstring).
-LRN_SIZE = 5
-LRN_ALPHA = 1e-4
-LRN_BETA = 0.75
-
 # Per-activation BN: statistics, γ and β for every (height, width, channel).
 PER_ACTIVATION_AXES = (-3, -2, -1)
 PER_FEATURE_MAP_AXES = (-1,)
@@ -166,6 +136,10 @@ class LayerOptions:
     bn_momentum: float = 0.99
     bn_group_size: int | None = None
     conv_init_scale: float = 1.0
+    # Variants of the published weights (module docstring); the defaults are Figure 5's.
+    bn_scale: bool = True
+    conv_bias_with_bn: bool = False
+    padding: str = "same"
     # The platform switch of bn_repro/models/conv.py; `create` sets it for the backend.
     cpu_matmuls: bool = False
 
@@ -179,28 +153,12 @@ class Nonlinearity(nn.Module):
         return ACTIVATIONS[self.kind](x)
 
 
-class LocalResponseNorm(nn.Module):
-    """GoogLeNet's across-channel LRN, formula [1] of the module docstring."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        half = LRN_SIZE // 2
-        window_sum = jax.lax.reduce_window(
-            jnp.square(x),
-            0.0,
-            jax.lax.add,
-            window_dimensions=(1,) * (x.ndim - 1) + (LRN_SIZE,),
-            window_strides=(1,) * x.ndim,
-            padding=((0, 0),) * (x.ndim - 1) + ((half, half),),
-        )
-        return x * (1.0 + (LRN_ALPHA / LRN_SIZE) * window_sum) ** -LRN_BETA
-
-
 class ConvLayer(nn.Module):
     """One "convolution" of Figure 5: z = g(BN(W ∗ u)), or g(W ∗ u + b) without BN.
 
     ``depth_multiplier > 0`` makes it separable: a depthwise convolution with that
     many maps per input channel, then a 1×1 convolution to ``features``.
+    ``batch_norm=False`` leaves out BN in a BN network (TF-slim's first layer).
     """
 
     features: int
@@ -209,14 +167,19 @@ class ConvLayer(nn.Module):
     stride: int = 1
     depth_multiplier: int = 0
     per_activation_bn: bool = False
+    batch_norm: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         opts = self.options
-        use_bn = opts.norm == "batch"
+        use_bn = opts.norm == "batch" and self.batch_norm
+        use_bias = not use_bn or opts.conv_bias_with_bn
         # Matrix products only where they help: in training (see bn_repro/models/conv.py).
         conv = functools.partial(
-            Conv, init_scale=opts.conv_init_scale, cpu_matmuls=opts.cpu_matmuls and train
+            Conv,
+            init_scale=opts.conv_init_scale,
+            cpu_matmuls=opts.cpu_matmuls and train,
+            padding=opts.padding,
         )
         if self.depth_multiplier:
             channels = x.shape[-1]
@@ -228,13 +191,13 @@ class ConvLayer(nn.Module):
                 use_bias=False,
                 name="depthwise",
             )(x)
-            x = conv(self.features, 1, use_bias=not use_bn, name="pointwise")(x)
+            x = conv(self.features, 1, use_bias=use_bias, name="pointwise")(x)
         else:
             x = conv(
                 self.features,
                 self.kernel_size,
                 stride=self.stride,
-                use_bias=not use_bn,
+                use_bias=use_bias,
                 name="conv",
             )(x)
         if use_bn:
@@ -245,19 +208,9 @@ class ConvLayer(nn.Module):
                 epsilon=opts.bn_epsilon,
                 group_size=opts.bn_group_size,
                 feature_axes=axes,
+                use_scale=opts.bn_scale,
             )(x)
         return Nonlinearity(opts.activation)(x)
-
-
-def max_pool_3x3(x: jax.Array, stride: int) -> jax.Array:
-    return nn.max_pool(x, (3, 3), strides=(stride, stride), padding="SAME")
-
-
-def avg_pool_3x3(x: jax.Array, stride: int) -> jax.Array:
-    return nn.avg_pool(x, (3, 3), strides=(stride, stride), padding="SAME", count_include_pad=False)
-
-
-POOLS = {"max": max_pool_3x3, "avg": avg_pool_3x3}
 
 
 class InceptionModule(nn.Module):
@@ -285,7 +238,8 @@ class InceptionModule(nn.Module):
         b = layer(row.double_3x3_reduce, 1, name="conv_double_3x3_reduce")(x, train)
         b = layer(row.double_3x3, 3, name="conv_double_3x3_a")(b, train)
         branches.append(out(row.double_3x3, 3, stride=s, name="conv_double_3x3_b")(b, train))
-        b = POOLS[row.pool](x, s)
+        pool = geometry.max_pool if row.pool == "max" else geometry.avg_pool
+        b = pool(x, 3, s, self.options.padding)
         if row.pool_proj is not PASS_THROUGH:
             b = out(row.pool_proj, 1, name="pool_proj")(b, train)
         branches.append(b)
@@ -305,6 +259,7 @@ class BNInception(nn.Module):
     min_depth: int = 16
     pool_proj_4cd: int = 96
     per_activation_bn_last: bool = False
+    first_conv_bn: bool = True
 
     def depth(self, d: int) -> int:
         """TF-slim's depth(): every depth scaled, but not below ``min_depth``."""
@@ -333,17 +288,23 @@ class BNInception(nn.Module):
         # The small stem keeps full resolution up to the second max pool.
         kernel, stride = (7, 2) if self.stem == "imagenet" else (3, 1)
         x = layer(
-            self.depth(64), kernel, stride=stride, depth_multiplier=depth_multiplier, name="conv1"
+            self.depth(64),
+            kernel,
+            stride=stride,
+            depth_multiplier=depth_multiplier,
+            batch_norm=self.first_conv_bn,
+            name="conv1",
         )(x, train)
+        padding = self.options.padding
         if self.stem == "imagenet":
-            x = max_pool_3x3(x, 2)
+            x = geometry.max_pool(x, 3, 2, padding)
         if self.use_lrn:
             x = LocalResponseNorm(name="lrn1")(x)
         x = layer(self.depth(64), 1, name="conv2_3x3_reduce")(x, train)
         x = layer(self.depth(192), 3, name="conv2_3x3")(x, train)
         if self.use_lrn:
             x = LocalResponseNorm(name="lrn2")(x)
-        x = max_pool_3x3(x, 2)
+        x = geometry.max_pool(x, 3, 2, padding)
 
         rows = self.rows()
         for row in rows:
@@ -358,40 +319,3 @@ class BNInception(nn.Module):
         if self.dropout_rate:
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.num_classes, name="logits")(x)
-
-
-def _check_choice(key: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
-
-
-def create(config: ml_collections.ConfigDict) -> BNInception:
-    """BN-Inception from the top-level config keys (see configs/default.py)."""
-    _check_choice("norm", config.norm, NORMS)
-    _check_choice("activation", config.activation, tuple(ACTIVATIONS))
-    _check_choice("stem", config.stem, STEMS)
-    _check_choice("first_conv", config.first_conv, FIRST_CONVS)
-    _check_choice("pool_proj_4cd", config.pool_proj_4cd, POOL_PROJ_4CD_CHOICES)
-    if config.per_activation_bn_last and config.norm != "batch":
-        raise ValueError("config.per_activation_bn_last needs config.norm='batch'.")
-    options = LayerOptions(
-        norm=config.norm,
-        activation=config.activation,
-        bn_epsilon=config.bn.epsilon,
-        bn_momentum=config.bn.momentum,
-        bn_group_size=config.bn.group_size or None,
-        conv_init_scale=config.conv_init_scale,
-        cpu_matmuls=cpu_matmuls_default(),
-    )
-    return BNInception(
-        num_classes=config.num_classes,
-        options=options,
-        stem=config.stem,
-        separable_first_conv=config.first_conv == "separable",
-        use_lrn=config.use_lrn,
-        dropout_rate=config.dropout_rate,
-        width_multiplier=config.width_multiplier,
-        min_depth=config.min_depth,
-        pool_proj_4cd=config.pool_proj_4cd,
-        per_activation_bn_last=config.per_activation_bn_last,
-    )

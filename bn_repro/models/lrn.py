@@ -1,0 +1,34 @@
+"""Local response normalization as GoogLeNet (Caffe) computes it, across channels.
+
+GoogLeNet places it after the first max pool and after the 3×3 stem convolution;
+the Inception baseline of the paper keeps it (``use_lrn``), BN-x* remove it. Size
+n = 5, α = 1e-4, β = 0.75, on an activation a with C channels:
+    b_c = a_c · (1 + (α / n) · Σ_{c' = max(0, c−2)}^{min(C−1, c+2)} a_{c'}²)^(−β).
+Note α / n: Caffe scales α by the window size; tf.nn.local_response_normalization
+does not.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+LRN_SIZE = 5
+LRN_ALPHA = 1e-4
+LRN_BETA = 0.75
+
+
+class LocalResponseNorm(nn.Module):
+    """GoogLeNet's across-channel LRN, the formula of the module docstring."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        half = LRN_SIZE // 2
+        window_sum = jax.lax.reduce_window(
+            jnp.square(x),
+            0.0,
+            jax.lax.add,
+            window_dimensions=(1,) * (x.ndim - 1) + (LRN_SIZE,),
+            window_strides=(1,) * x.ndim,
+            padding=((0, 0),) * (x.ndim - 1) + ((half, half),),
+        )
+        return x * (1.0 + (LRN_ALPHA / LRN_SIZE) * window_sum) ** -LRN_BETA
