@@ -29,6 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.conv_init_scale = 1.0  # >1: the ensemble's "increased initial weights"
     config.per_activation_bn_last = False  # ensemble: per-activation BN, last hidden layer
 
+    # Compute dtype of convolutions and matrix products: "float32" (the paper's) or
+    # "bfloat16" (mixed precision; parameters, BN and the loss stay float32).
+    config.dtype = "float32"
+
     # Normalization. norm: "batch" or "none".
     config.norm = "batch"
     config.bn = ml_collections.ConfigDict()
@@ -59,6 +63,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3
     config.log_every_steps = 100
     config.seed = 0
+
+    # Performance reporting (bn_repro/perf.py, bn_repro/profiling.py).
+    # peak FLOP/s of one device for perf/mfu; 0: from the device kind, if known.
+    config.peak_flops = 0.0
+    # Steps to trace with jax.profiler after warm-up into WORKDIR/plugins/profile; 0: off.
+    config.profile_steps = 0
 
     # Robustness. A non-finite loss stops the run (the last good checkpoint stays);
     # with skip_nonfinite_steps such a step is skipped and counted instead.

@@ -101,6 +101,7 @@ import ml_collections
 
 from bn_repro.batch_norm import BatchNorm
 from bn_repro.models.conv import Conv, cpu_matmuls_default
+from bn_repro.models.precision import compute_dtype
 
 PASS_THROUGH = None  # pool branch concatenated without a projection (3c, 4e)
 
@@ -168,6 +169,7 @@ class LayerOptions:
     conv_init_scale: float = 1.0
     # The platform switch of bn_repro/models/conv.py; `create` sets it for the backend.
     cpu_matmuls: bool = False
+    dtype: jnp.dtype = jnp.float32  # compute dtype (bn_repro/models/precision.py)
 
 
 class Nonlinearity(nn.Module):
@@ -215,7 +217,7 @@ class ConvLayer(nn.Module):
         opts = self.options
         use_bn = opts.norm == "batch"
         conv = functools.partial(
-            Conv, init_scale=opts.conv_init_scale, cpu_matmuls=opts.cpu_matmuls
+            Conv, init_scale=opts.conv_init_scale, cpu_matmuls=opts.cpu_matmuls, dtype=opts.dtype
         )
         if self.depth_multiplier:
             channels = x.shape[-1]
@@ -356,7 +358,8 @@ class BNInception(nn.Module):
         x = jnp.mean(x, axis=(1, 2))
         if self.dropout_rate:
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, name="logits")(x)
+        logits = nn.Dense(self.num_classes, dtype=self.options.dtype, name="logits")(x)
+        return logits.astype(jnp.float32)  # the softmax and the loss stay float32
 
 
 def _check_choice(key: str, value: object, choices: tuple) -> None:
@@ -381,6 +384,7 @@ def create(config: ml_collections.ConfigDict) -> BNInception:
         bn_group_size=config.bn.group_size or None,
         conv_init_scale=config.conv_init_scale,
         cpu_matmuls=cpu_matmuls_default(),
+        dtype=compute_dtype(config),
     )
     return BNInception(
         num_classes=config.num_classes,
