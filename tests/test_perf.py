@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import jax
 import numpy as np
 import pytest
 
@@ -30,24 +31,25 @@ def test_perf_scalars_in_the_event_files(tmp_path):
     assert np.all(step_time > 0) and np.sum(step_time) * 50 <= result["train_seconds"]
     wait = curves["perf/input_wait_fraction"][1]
     assert np.all((0 <= wait) & (wait <= 1))
-    # MFU against 1e12 FLOP/s: the step's FLOPs (checked below) over its time.
-    flops = curves["perf/mfu"][1] * 1e12 * step_time
-    assert np.all(
-        (flops > 3 * _mlp_forward_flops(config)) & (flops < 4 * _mlp_forward_flops(config))
-    )
+    # MFU against 1e12 FLOP/s per device: the step's FLOPs over its time.
+    low, high = _step_flops_bounds(config)
+    flops = curves["perf/mfu"][1] * 1e12 * jax.device_count() * step_time
+    assert np.all((low <= flops) & (flops <= high)), flops
 
 
-def _mlp_forward_flops(config) -> float:
-    """2·m·n·k for each matrix product of 784-100-100-100-10 on the global batch."""
+def _step_flops_bounds(config) -> tuple[float, float]:
+    """A training step of 784-100-100-100-10 on the global batch: each matrix product
+    (2·m·n·k FLOPs) forward, and twice backward (dx and dW; the first layer needs no
+    dx); elementwise work adds less than 30% of the forward products."""
     widths = (784, *config.hidden_sizes, config.num_classes)
-    return (
-        2.0 * config.batch_size * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-    )
+    pairs = zip(widths[:-1], widths[1:], strict=True)
+    products = [2.0 * config.batch_size * a * b for a, b in pairs]
+    low = 3 * sum(products) - products[0]
+    return low, low + 0.3 * sum(products)
 
 
 def test_train_step_flops_count_forward_and_backward_products():
-    """XLA's count of one training step: forward products + two backward ones each
-    (dx and dW; the first layer needs no dx), plus elementwise work."""
+    """XLA's count of one training step against the count of its matrix products."""
     config = small_mnist_config()
     dataset = data.create_dataset(config)
     trainer = train.Trainer(config, dataset)
@@ -55,9 +57,8 @@ def test_train_step_flops_count_forward_and_backward_products():
     flops = perf.train_step_flops(
         trainer.train_loop, trainer.state, chunk, config.batch_size, trainer.stacked_batch
     )
-    forward = _mlp_forward_flops(config)
-    first_dx = 2.0 * config.batch_size * 784 * 100
-    assert 3 * forward - first_dx <= flops <= 3.3 * forward
+    low, high = _step_flops_bounds(config)
+    assert low <= flops <= high, (low, flops, high)
 
 
 def test_no_mfu_without_a_known_peak(tmp_path):
@@ -98,13 +99,18 @@ class SlowInput:
 
 
 def test_input_wait_shows_a_slow_pipeline(tmp_path, monkeypatch):
-    """20 ms per batch against well under 1 ms of MLP compute per step: input-bound."""
+    """20 ms per batch: each 50-step window but the last waits at least 1 s for input."""
     create = data.create_dataset
     monkeypatch.setattr(data, "create_dataset", lambda config: SlowInput(create(config)))
     train.train_and_evaluate(small_mnist_config(), tmp_path)
-    wait = event_logs.read_scalars(tmp_path)["perf/input_wait_fraction"]
-    # The first window holds compilation; the later ones are the pipeline's.
-    assert np.all(wait[1][1:] > 0.7), wait
+    curves = event_logs.read_scalars(tmp_path)
+    fraction, step_time = curves["perf/input_wait_fraction"][1], curves["perf/step_time"][1]
+    wait_seconds = fraction * step_time * 50
+    # Windows 1-3 each read the next 50 batches (the first chunk is read before the
+    # loop; the last call has nothing left to read). The bound holds however loaded
+    # the machine is: the sleeps alone are 1 s.
+    assert np.all(wait_seconds[:3] >= 1.0), wait_seconds
+    assert wait_seconds[3] < 0.5, wait_seconds
 
 
 def test_profile_steps_writes_a_trace(tmp_path, capsys):
@@ -145,10 +151,14 @@ def _cli(workdir: Path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "bn_repro.main", f"--workdir={workdir}", *SMALL_MNIST_FLAGS, *flags],
         cwd=ROOT,
-        env={key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"},
+        # One CPU device, and no TF log level from conftest: main.py sets its own.
+        env={
+            **{key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"},
+            "XLA_FLAGS": "",
+        },
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
 
 
