@@ -35,8 +35,13 @@ RESUMABLE_CHANGES = frozenset(
         "data_dir",
         "allow_config_change",
         "skip_nonfinite_steps",
+        "peak_flops",
+        "profile_steps",
     }
 )
+# Keys added to the config after some workdirs were recorded, with the value those
+# runs used: a workdir without the key resumes as if it had recorded that value.
+KEYS_ADDED_LATER = {"dtype": "float32"}
 
 
 def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
@@ -170,7 +175,8 @@ def check_and_record_config(config: ml_collections.ConfigDict, workdir: Path) ->
     path = workdir / CONFIG_FILE
     now = _as_json(config)
     if path.exists() and not config.get("allow_config_change", False):
-        saved, current = _flat(json.loads(path.read_text())), _flat(now)
+        saved = {**KEYS_ADDED_LATER, **_flat(json.loads(path.read_text()))}
+        current = _flat(now)
         differences = {
             key: (saved.get(key, "<absent>"), current.get(key, "<absent>"))
             for key in sorted(saved.keys() | current.keys())

@@ -12,16 +12,23 @@ Several processes (hosts) train one model when started with the same command plu
 variables BN_REPRO_COORDINATOR, BN_REPRO_NUM_PROCESSES, BN_REPRO_PROCESS_ID); on a
 TPU pod slice or under SLURM/Open MPI these are detected. DIR must be a directory all
 processes share. Only process 0 writes TensorBoard logs and console progress.
+
+The console shows progress, evaluations and problems; --verbosity=0 (absl's flag)
+brings back every INFO log (TensorFlow's, JAX's, clu's), --verbosity=1 debug logs too.
 """
 
 import os
 import sys
 
-import jax
-from absl import app, flags, logging
-from ml_collections import config_flags
+from bn_repro import console
 
-from bn_repro import distributed, schedule, train
+console.import_tensorflow_quietly(sys.argv)  # before clu and tf.data import it
+
+import jax  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from bn_repro import distributed, divergence, schedule, train  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
@@ -53,7 +60,9 @@ def main(argv: list[str]) -> None:
         return
     if FLAGS.workdir is None:
         raise app.UsageError("--workdir is required (except with --dry_run).")
-    logging.set_verbosity(logging.INFO)
+    if not FLAGS["verbosity"].present:
+        # Python INFO logs off: JAX's "Unable to initialize backend 'tpu'", clu's notes.
+        logging.set_verbosity(logging.WARNING)
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if jax.process_index() != 0:  # one console: the other processes report only problems
         logging.set_verbosity(logging.WARNING)
@@ -62,7 +71,7 @@ def main(argv: list[str]) -> None:
     logging.get_absl_handler().addFilter(lambda record: "/orbax/" not in record.pathname)
     try:
         train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except (train.TrainingDiverged, ValueError, FileNotFoundError, PermissionError) as error:
+    except (divergence.TrainingDiverged, ValueError, FileNotFoundError, PermissionError) as error:
         # Errors that explain themselves: the message, not a traceback.
         sys.exit(f"error: {error}")
 

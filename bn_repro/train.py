@@ -3,10 +3,12 @@
 The global batch is sharded over a one-axis device mesh ("data") and the train state
 is replicated. Under `jax.jit` a mean over the batch axis is a mean over the global
 batch, so BN's statistics are cross-replica without any extra code. Several steps run
-per compiled call (a `lax.scan` over a stack of batches) so that small models are
-not bound by Python dispatch.
+per compiled call (a `lax.scan` over a stack of batches, bn_repro/steps.py) so that
+small models are not bound by Python dispatch. What the run reports is in
+bn_repro/metrics.py, the profiler window in bn_repro/profiling.py.
 """
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Iterator
@@ -19,31 +21,18 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from clu import metric_writers, periodic_actions
-from flax import traverse_util
-from flax.training import train_state
-from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from bn_repro import checkpointing, data, models, schedule
+from bn_repro import checkpointing, data, metrics, models, perf, schedule
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
 from bn_repro.console import say
+from bn_repro.divergence import check_finite
 from bn_repro.preemption import StopRequest
+from bn_repro.profiling import Profiler
+from bn_repro.steps import Batch, TrainState, eval_step, to_model_input, train_loop
 
-Batch = dict[str, Any]
 PERCENTILES = (15, 50, 85)
-
-
-class TrainState(train_state.TrainState):
-    batch_stats: Any = None
-
-
-def to_model_input(images: jax.Array) -> jax.Array:
-    """uint8 pixels are scaled to [0, 1] on the device; float images pass unchanged."""
-    if images.dtype == jnp.uint8:
-        return images.astype(jnp.float32) / 255.0
-    return images
 
 
 def _is_kernel(params: Any) -> Any:
@@ -80,97 +69,6 @@ def create_train_state(
         batch_stats=variables.get(BATCH_STATS, {}),
         tx=create_optimizer(config, learning_rate_fn),
     )
-
-
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-
-
-def train_step(
-    state: TrainState,
-    batch: Batch,
-    learning_rate_fn: optax.Schedule,
-    dropout_key: jax.Array,
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One SGD step on one global batch; BN uses (and updates) batch statistics."""
-
-    def loss_fn(params):
-        logits, updates = state.apply_fn(
-            {"params": params, BATCH_STATS: state.batch_stats},
-            to_model_input(batch["image"]),
-            train=True,
-            mutable=[BATCH_STATS],
-            rngs={"dropout": jax.random.fold_in(dropout_key, state.step)},
-        )
-        loss = jnp.mean(cross_entropy(logits, batch["label"]))
-        return loss, (logits, updates.get(BATCH_STATS, state.batch_stats))
-
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    # A non-finite loss leaves the state as it was, but for the step count: the host
-    # then stops the run, or skips the step if the config says so. (A cond on the
-    # scalar costs nothing; selecting between whole states every step cost 25% here.)
-    finite = jnp.isfinite(loss)
-    new_state = jax.lax.cond(
-        finite,
-        lambda: state.apply_gradients(grads=grads, batch_stats=batch_stats),
-        lambda: state.replace(step=state.step + 1),
-    )
-    metrics = {
-        "loss": loss,
-        "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
-        "learning_rate": learning_rate_fn(state.step),
-        "finite": finite,
-    }
-    return new_state, metrics
-
-
-def train_loop(
-    state: TrainState,
-    batches: Batch,
-    learning_rate_fn: optax.Schedule,
-    dropout_key: jax.Array,
-) -> tuple[TrainState, dict[str, jax.Array]]:
-    """Runs one step per leading-axis entry of ``batches``; returns per-step metrics.
-
-    ``metrics["state_finite"]`` says whether the parameters are still finite at the end
-    (a finite loss can still come with an infinite gradient).
-    """
-    step = functools.partial(train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key)
-    if jax.tree.leaves(batches)[0].shape[0] == 1:
-        # No loop for a single step: inside a scan, XLA's CPU convolution gradients
-        # ran up to 100x slower (measured on BN-Inception); conv nets use
-        # steps_per_loop=1 on CPU.
-        state, metrics = step(state, jax.tree.map(lambda x: x[0], batches))
-        metrics = jax.tree.map(lambda x: jnp.asarray(x)[None], metrics)
-    else:
-        state, metrics = jax.lax.scan(step, state, batches)
-    metrics["state_finite"] = jnp.all(
-        jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(state.params)])
-    )
-    return state, metrics
-
-
-def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
-    """Deterministic inference with ``batch_stats``: masked sums and sown probes."""
-    logits, sown = state.apply_fn(
-        {"params": state.params, BATCH_STATS: state.batch_stats},
-        to_model_input(batch["image"]),
-        train=False,
-        mutable=["intermediates"],
-    )
-    mask = batch["mask"].astype(jnp.float32)
-    # sow() keeps a tuple of the values it was given; models sow once per call.
-    probes = {
-        "/".join(path): values[0]
-        for path, values in traverse_util.flatten_dict(sown.get("intermediates", {})).items()
-    }
-    return {
-        "loss_sum": jnp.sum(cross_entropy(logits, batch["label"]) * mask),
-        "correct": jnp.sum((jnp.argmax(logits, -1) == batch["label"]) * mask),
-        "count": jnp.sum(mask),
-        "mask": mask,
-        "probes": probes,
-    }
 
 
 class Trainer:
@@ -277,66 +175,6 @@ def take_chunk(batches: Iterator[Batch], count: int) -> Batch:
     return {key: np.stack([b[key] for b in chunk]) for key in chunk[0]}
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
-
-
-def _check_finite(metrics: dict[str, np.ndarray], first_step: int, config) -> int:
-    """Raises on a non-finite step unless they are skipped; returns how many were."""
-    bad = np.nonzero(~metrics["finite"])[0]
-    if not metrics["state_finite"]:
-        raise TrainingDiverged(
-            f"Training diverged: the parameters became non-finite between steps {first_step} "
-            f"and {first_step + len(metrics['loss'])}. Lower --config.learning_rate (now "
-            f"{config.learning_rate}). The checkpoints in the workdir are those of the last "
-            "good steps."
-        )
-    if len(bad) and not config.skip_nonfinite_steps:
-        i = int(bad[0])
-        raise TrainingDiverged(
-            f"Training diverged: the loss is {metrics['loss'][i]} at step {first_step + i} "
-            f"(learning rate {metrics['learning_rate'][i]:.6g}). Lower --config.learning_rate "
-            f"(now {config.learning_rate}), or pass --config.skip_nonfinite_steps=true to skip "
-            "such steps. The checkpoints in the workdir are those of the last good steps."
-        )
-    return len(bad)
-
-
-def _sum_over_processes(per_step: np.ndarray) -> np.ndarray:
-    if jax.process_count() == 1:
-        return per_step
-    return np.sum(multihost_utils.process_allgather(per_step), axis=0)
-
-
-def _write_train_metrics(
-    writer: metric_writers.MetricWriter,
-    metrics: dict[str, np.ndarray],
-    first_step: int,
-    config: ml_collections.ConfigDict,
-) -> None:
-    """Writes train/* at every multiple of log_every_steps inside one chunk of steps.
-
-    Loss and accuracy are averaged over the steps since the previous log point within
-    the chunk; skipped (non-finite) steps are left out of the averages and counted.
-    """
-    for i in range(len(metrics["loss"])):
-        step = first_step + i + 1
-        if step % config.log_every_steps and step != config.total_steps:
-            continue
-        window = slice(max(0, i + 1 - config.log_every_steps), i + 1)
-        finite = metrics["finite"][window]
-        scalars = {
-            "train/learning_rate": float(metrics["learning_rate"][i]),
-            "train/skipped_steps": int(np.sum(~finite)),
-        }
-        if data.SKIPPED_IMAGES in metrics:
-            scalars["train/skipped_images"] = int(np.sum(metrics[data.SKIPPED_IMAGES][window]))
-        if finite.any():
-            scalars["train/loss"] = float(np.mean(metrics["loss"][window][finite]))
-            scalars["train/accuracy"] = float(np.mean(metrics["accuracy"][window][finite]))
-        writer.write_scalars(step, scalars)
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
@@ -378,39 +216,20 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
     if start_step:
         say(f"{workdir}: resuming from the checkpoint at step {start_step}.")
 
-    # TensorBoard gets everything; the console gets evaluations and progress lines.
-    if jax.process_index() == 0:
-        tensorboard = metric_writers.SummaryWriter(str(workdir))
-        writer = metric_writers.MultiWriter([metric_writers.LoggingWriter(), tensorboard])
-    else:
-        tensorboard = writer = metric_writers.MultiWriter([])
-    progress = periodic_actions.ReportProgress(
-        num_train_steps=config.total_steps, writer=tensorboard, every_secs=10.0
+    chunks = _host_chunks(dataset.train_batches(start_step), start_step, config)
+    first_chunk = next(chunks)
+    flops, peak = perf.flops_and_peak(
+        config, trainer.train_loop, state, first_chunk[2], trainer.stacked_batch
     )
-    batches = dataset.train_batches(start_step)
-    step, eval_metrics, preempted = start_step, {}, False
+    report = metrics.RunReport(config, workdir, start_step, flops, peak)
+    profiler = Profiler(config.profile_steps, workdir, start_step)
+    loop = _Loop(config, dataset, trainer, manager, report, profiler)
     start_time = time.perf_counter()
-    host_chunk = take_chunk(batches, _chunk_end(step, config) - step)
-    with metric_writers.ensure_flushes(writer), StopRequest() as stop:
-        while step < config.total_steps and not preempted:
-            end = _chunk_end(step, config)
-            skipped_images = host_chunk.pop(data.SKIPPED_IMAGES, None)
-            state, metrics = trainer.train_loop(state, trainer.to_device(host_chunk, stacked=True))
-            if end < config.total_steps:  # prepared while the devices compute
-                host_chunk = take_chunk(batches, _chunk_end(end, config) - end)
-            metrics = jax.device_get(metrics)
-            if skipped_images is not None:
-                metrics[data.SKIPPED_IMAGES] = _sum_over_processes(skipped_images)
-            _check_finite(metrics, step, config)
-            _write_train_metrics(tensorboard, metrics, step, config)
-            step = end
-            progress(step)
-            preempted = stop.agreed()
-            if step % config.eval_every_steps == 0 or step == config.total_steps:
-                eval_metrics = trainer.evaluate(state, dataset.eval_batches())
-                writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-            if preempted or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
-                checkpointing.save(manager, step, state)
+    with report, StopRequest() as stop:
+        try:
+            step, eval_metrics, preempted = loop.run(state, first_chunk, chunks, stop)
+        finally:
+            profiler.stop()
     seconds = time.perf_counter() - start_time
     if preempted:
         say(
@@ -418,14 +237,75 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
             "Run the same command again to resume."
         )
     else:
-        say(
-            f"{workdir}: trained steps {start_step}-{step} in {seconds:.1f} s "
-            f"({(step - start_step) / seconds:,.0f} steps/s); "
-            + ", ".join(f"eval/{k}={v:.4f}" for k, v in eval_metrics.items())
-        )
+        report.summary(workdir, step, seconds, eval_metrics)
     return {
         "step": step,
         "preempted": preempted,
         "train_seconds": seconds,
         **{f"eval/{k}": v for k, v in eval_metrics.items()},
     }
+
+
+Chunk = tuple[int, int, Batch]  # first step, end step, stacked host batches
+
+
+@dataclasses.dataclass
+class _Loop:
+    """Compiled calls, checks, logs, evaluations and checkpoints, chunk after chunk."""
+
+    config: ml_collections.ConfigDict
+    dataset: Any
+    trainer: Trainer
+    manager: Any
+    report: metrics.RunReport
+    profiler: Profiler
+
+    def run(
+        self, state: TrainState, chunk: Chunk | None, chunks: Iterator[Chunk], stop: StopRequest
+    ) -> tuple[int, dict[str, float], bool]:
+        """Trains until the end or a stop; returns the step reached, the last
+        evaluation's metrics and whether the run was stopped early."""
+        config = self.config
+        step, eval_metrics, preempted = chunk[0], {}, False
+        while chunk is not None and not preempted:
+            step, end, _ = chunk
+            state, chunk_metrics, chunk = self._train_chunk(state, chunk, chunks)
+            check_finite(chunk_metrics, step, config)
+            self.report.train_chunk(chunk_metrics, step)
+            step = end
+            preempted = stop.agreed()
+            if step % config.eval_every_steps == 0 or step == config.total_steps:
+                eval_metrics = self.trainer.evaluate(state, self.dataset.eval_batches())
+                self.report.evaluation(step, eval_metrics)
+            if preempted or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+                checkpointing.save(self.manager, step, state)
+        return step, eval_metrics, preempted
+
+    def _train_chunk(
+        self, state: TrainState, chunk: Chunk, chunks: Iterator[Chunk]
+    ) -> tuple[TrainState, dict[str, np.ndarray], Chunk | None]:
+        """One compiled call; the next chunk is read while the devices compute."""
+        step, end, host_chunk = chunk
+        with self.profiler.step(step, end), self.report.perf.training(end - step):
+            skipped_images = host_chunk.pop(data.SKIPPED_IMAGES, None)
+            state, chunk_metrics = self.trainer.train_loop(
+                state, self.trainer.to_device(host_chunk, stacked=True)
+            )
+            with self.report.perf.waiting_for_input():
+                next_chunk = next(chunks, None)
+            chunk_metrics = jax.device_get(chunk_metrics)
+        if skipped_images is not None:
+            chunk_metrics[data.SKIPPED_IMAGES] = metrics.sum_over_processes(skipped_images)
+        return state, chunk_metrics, next_chunk
+
+
+def _host_chunks(
+    batches: Iterator[Batch], start_step: int, config: ml_collections.ConfigDict
+) -> Iterator[Chunk]:
+    """The chunk of each compiled call, in order; read on demand (`_Loop` reads the
+    next while the devices compute)."""
+    step = start_step
+    while step < config.total_steps:
+        end = _chunk_end(step, config)
+        yield step, end, take_chunk(batches, end - step)
+        step = end

@@ -34,6 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.conv_bias_with_bn = False  # True: Caffe's convolutions keep a bias before BN
     config.padding = "same"  # "same" (TensorFlow) or "caffe" (bn_repro/models/geometry.py)
 
+    # Compute dtype of convolutions and matrix products: "float32" (the paper's) or
+    # "bfloat16" (mixed precision; parameters, BN and the loss stay float32).
+    config.dtype = "float32"
+
     # Normalization. norm: "batch" or "none".
     config.norm = "batch"
     config.bn = ml_collections.ConfigDict()
@@ -75,6 +79,12 @@ def get_config() -> ml_collections.ConfigDict:
     # A workdir (e.g. of scripts/import_weights.py) whose latest weights and BN
     # statistics a new run starts from, with a fresh optimizer at step 0.
     config.init_from = ""
+
+    # Performance reporting (bn_repro/perf.py, bn_repro/profiling.py).
+    # peak FLOP/s of one device for perf/mfu; 0: from the device kind, if known.
+    config.peak_flops = 0.0
+    # Steps to trace with jax.profiler after warm-up into WORKDIR/plugins/profile; 0: off.
+    config.profile_steps = 0
 
     # Robustness. A non-finite loss stops the run (the last good checkpoint stays);
     # with skip_nonfinite_steps such a step is skipped and counted instead.

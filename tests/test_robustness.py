@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from bn_repro import checkpointing, data, event_logs, train
+from bn_repro import checkpointing, data, divergence, event_logs, train
 from tests.helpers import assert_trees_equal, small_mnist_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     before = restored_state(good, tmp_path)
 
     bad = diverging_config(allow_config_change=True)
-    with pytest.raises(train.TrainingDiverged) as error:
+    with pytest.raises(divergence.TrainingDiverged) as error:
         train.train_and_evaluate(bad, tmp_path)
     message = str(error.value)
     assert "at step 10" in message and "learning rate 20" in message

@@ -66,6 +66,9 @@ class Conv(nn.Module):
     CPU-s with XLA convolutions and 7.9 with these matrix products.
 
     On GPU and TPU XLA's convolutions are the fast path, and they are used as written.
+
+    ``dtype`` is the compute dtype (bn_repro/models/precision.py): the input and the
+    float32 kernel are cast to it, so a bfloat16 layer keeps float32 parameters.
     """
 
     features: int
@@ -76,6 +79,7 @@ class Conv(nn.Module):
     init_scale: float = 1.0
     cpu_matmuls: bool = False
     padding: str = "same"
+    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -85,7 +89,8 @@ class Conv(nn.Module):
             2.0 * self.init_scale**2, "fan_in", "truncated_normal"
         )
         shape = (k, k, x.shape[-1] // groups, self.features)
-        kernel = self.param("kernel", kernel_init, shape, jnp.float32)
+        kernel = self.param("kernel", kernel_init, shape, jnp.float32).astype(self.dtype)
+        x = x.astype(self.dtype)
         pads = tuple(conv_pads(n, k, stride, self.padding) for n in x.shape[1:3])
         if self.cpu_matmuls:
             if groups > 1:
@@ -103,5 +108,6 @@ class Conv(nn.Module):
                 feature_group_count=groups,
             )
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            y = y + bias.astype(self.dtype)
         return y

@@ -142,6 +142,7 @@ class LayerOptions:
     padding: str = "same"
     # The platform switch of bn_repro/models/conv.py; `create` sets it for the backend.
     cpu_matmuls: bool = False
+    dtype: jnp.dtype = jnp.float32  # compute dtype (bn_repro/models/precision.py)
 
 
 class Nonlinearity(nn.Module):
@@ -180,6 +181,7 @@ class ConvLayer(nn.Module):
             init_scale=opts.conv_init_scale,
             cpu_matmuls=opts.cpu_matmuls and train,
             padding=opts.padding,
+            dtype=opts.dtype,
         )
         if self.depth_multiplier:
             channels = x.shape[-1]
@@ -318,4 +320,5 @@ class BNInception(nn.Module):
         x = jnp.mean(x, axis=(1, 2))
         if self.dropout_rate:
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, name="logits")(x)
+        logits = nn.Dense(self.num_classes, dtype=self.options.dtype, name="logits")(x)
+        return logits.astype(jnp.float32)  # the softmax and the loss stay float32

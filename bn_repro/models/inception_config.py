@@ -46,6 +46,7 @@ from bn_repro.models.inception import (
     BNInception,
     LayerOptions,
 )
+from bn_repro.models.precision import compute_dtype
 
 
 def _check_choice(key: str, value: object, choices: tuple) -> None:
@@ -76,6 +77,7 @@ def create(config: ml_collections.ConfigDict) -> BNInception:
         conv_bias_with_bn=config.get("conv_bias_with_bn", False),
         padding=padding,
         cpu_matmuls=cpu_matmuls_default(),
+        dtype=compute_dtype(config),
     )
     return BNInception(
         num_classes=config.num_classes,

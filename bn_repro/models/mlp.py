@@ -10,9 +10,11 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from bn_repro.batch_norm import BatchNorm
+from bn_repro.models.precision import compute_dtype
 
 ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu}
 
@@ -36,13 +38,16 @@ class MLP(nn.Module):
     bn_epsilon: float = 1e-3
     bn_momentum: float = 0.99
     bn_group_size: int | None = None
+    dtype: jnp.dtype = jnp.float32  # compute dtype (bn_repro/models/precision.py)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = x.reshape((x.shape[0], -1))
         kernel_init = nn.initializers.normal(self.init_stddev)
         for i, width in enumerate(self.hidden):
-            x = nn.Dense(width, use_bias=not self.use_bn, kernel_init=kernel_init)(x)
+            x = nn.Dense(
+                width, use_bias=not self.use_bn, kernel_init=kernel_init, dtype=self.dtype
+            )(x)
             if self.use_bn:
                 x = BatchNorm(
                     use_running_average=not train,
@@ -51,9 +56,10 @@ class MLP(nn.Module):
                     group_size=self.bn_group_size,
                 )(x)
             if i == len(self.hidden) - 1 and not train:
-                self.sow("intermediates", "sigmoid_input", x[:, PROBED_UNIT])
+                self.sow("intermediates", "sigmoid_input", x[:, PROBED_UNIT].astype(jnp.float32))
             x = ACTIVATIONS[self.activation](x)
-        return nn.Dense(self.num_classes, kernel_init=kernel_init)(x)
+        logits = nn.Dense(self.num_classes, kernel_init=kernel_init, dtype=self.dtype)(x)
+        return logits.astype(jnp.float32)  # the softmax and the loss stay float32
 
 
 def create(config: ml_collections.ConfigDict) -> MLP:
@@ -71,4 +77,5 @@ def create(config: ml_collections.ConfigDict) -> MLP:
         bn_epsilon=config.bn.epsilon,
         bn_momentum=config.bn.momentum,
         bn_group_size=config.bn.group_size or None,
+        dtype=compute_dtype(config),
     )
