@@ -185,6 +185,11 @@ def default_images_per_batch(config: ml_collections.ConfigDict) -> int:
     return fitting[-1]
 
 
+def _check_choices(bn_stats: str, crops: str) -> None:
+    if bn_stats not in BN_STATS or crops not in CROPS:
+        raise ValueError(f"bn_stats must be one of {BN_STATS} and crops one of {CROPS}.")
+
+
 class CheckpointPredictor:
     """Predicts the evaluation split from any checkpoint of one run, compiling once."""
 
@@ -202,8 +207,7 @@ class CheckpointPredictor:
         crops: str = "center",
         images_per_batch: int | None = None,
     ) -> Predictions:
-        if bn_stats not in BN_STATS or crops not in CROPS:
-            raise ValueError(f"bn_stats must be one of {BN_STATS} and crops one of {CROPS}.")
+        _check_choices(bn_stats, crops)
         state = restore_checkpoint(self.trainer, self.workdir, step)
         if bn_stats == "population":
             state = with_population_statistics(
@@ -228,8 +232,7 @@ def predict_run(
     images_per_batch: int | None = None,
 ) -> Predictions:
     """Restores a checkpoint of ``workdir`` and predicts its evaluation split."""
-    if bn_stats not in BN_STATS or crops not in CROPS:
-        raise ValueError(f"bn_stats must be one of {BN_STATS} and crops one of {CROPS}.")
+    _check_choices(bn_stats, crops)  # before the dataset and the model are built
     predictor = CheckpointPredictor(workdir, config)
     return predictor.predict(step, bn_stats, population_batches, crops, images_per_batch)
 

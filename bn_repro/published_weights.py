@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 from flax import traverse_util
 
-from bn_repro import checkpointing, models, train
+from bn_repro import checkpointing, models, schedule, train
 from bn_repro.batch_norm import BATCH_STATS
 from bn_repro.models.inception import FIGURE_5
 
@@ -225,7 +225,7 @@ def import_weights(
     shape = (1, config.image_size, config.image_size, 3)
     targets = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
     filled, unused = convert(fmt, READERS[fmt](source_path), targets)
-    learning_rate_fn = train.create_learning_rate_fn(config)
+    learning_rate_fn = schedule.create_learning_rate_fn(config)
     state = train.TrainState.create(
         apply_fn=model.apply,
         params=filled["params"],

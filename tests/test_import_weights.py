@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from bn_repro import evaluate, models, published_weights, train
+from bn_repro import evaluate, models, published_weights, schedule, train
 from bn_repro.batch_norm import BATCH_STATS
 from configs import pretrained_caffe, pretrained_tfslim
 from tests import reference_nets
@@ -41,7 +41,7 @@ class AbstractTrainer:
 
     def __init__(self, config):
         self.model = models.create_model(config)
-        learning_rate_fn = train.create_learning_rate_fn(config)
+        learning_rate_fn = schedule.create_learning_rate_fn(config)
         abstract = jax.eval_shape(
             lambda: train.create_train_state(self.model, config, (SIZE, SIZE, 3), learning_rate_fn)
         )

@@ -174,9 +174,9 @@ def test_bad_config_errors(key, value, message, mnist_dataset):
 
 
 def test_init_from_takes_weights_and_statistics_with_a_fresh_optimizer(tmp_path, capsys):
-    source = small_mnist_config(total_steps=100)
+    source = small_mnist_config(total_steps=100, momentum=0.9)
     train.train_and_evaluate(source, tmp_path / "source")
-    # Another optimizer state (no momentum) and a zero learning rate: the weights stay
+    # Another optimizer state (no momentum trace) and a zero learning rate: the weights stay
     # those of the source while the new run counts its own steps from 0.
     config = small_mnist_config(total_steps=50, momentum=0.0, learning_rate=0.0)
     config.init_from = str(tmp_path / "source")
