@@ -1,6 +1,7 @@
 """perf/* scalars, the profiler window and the console a run prints."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -172,8 +173,10 @@ def test_cli_console_is_quiet_unless_asked(tmp_path, verbosity):
     if verbosity is None:
         assert result.stderr == ""
         lines = result.stdout.splitlines()
-        assert [line.split(":")[0] for line in lines[:2]] == ["step 100", "step 200"]
-        assert "trained steps 0-200" in lines[-1] and len(lines) == 3
+        # Progress lines appear too when the run takes more than 30 s (a loaded machine).
+        others = [line for line in lines if not re.match(r"step [\d,]+/200: .* ETA ", line)]
+        assert [line.split(":")[0] for line in others[:2]] == ["step 100", "step 200"]
+        assert "trained steps 0-200" in others[-1] and len(others) == 3
         assert not any(banner in output for banner in banners)
     else:
         assert "Unable to initialize backend" in output  # the INFO logs are back
