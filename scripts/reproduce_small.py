@@ -138,7 +138,10 @@ def run_all(todo: list[Job], runs: Path, parallel: int) -> bool:
             result = "stopped" if stopping else outcome(job, runs, process.returncode)
             hint = f"; see {runs}/logs/{job.name}.log" if result == "failed" else ""
             seconds = time.time() - began
-            print(f"[{time.strftime('%H:%M:%S')}] {result} {job.name} after {seconds:.0f} s{hint}")
+            print(
+                f"[{time.strftime('%H:%M:%S')}] {result} {job.name} after {seconds:.0f} s{hint}",
+                flush=True,
+            )
             ok = ok and result in ("finished", "diverged")
     return ok and not stopping
 

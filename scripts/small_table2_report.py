@@ -149,7 +149,8 @@ def calibration_table(runs: Path) -> str:
         "| ---: | --- | ---: | --- |",
     ]
     for rate, (message, final) in results.items():
-        outcome = "diverged" if message else "trained"
+        stuck = final < 0.1 + CHANCE_MARGIN
+        outcome = "diverged" if message else "stuck at chance" if stuck else "trained"
         well = "yes" if rate in good else "no"
         lines.append(f"| {rate:g} | {outcome} | {final:.2%} | {well} |")
     chosen = max(good)
