@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bn_repro.data import create_dataset, mnist
-from bn_repro.data.in_memory import InMemoryDataset, Split
+from bn_repro.data.in_memory import InMemoryDataset, Split, class_balanced_subset
 from tests.helpers import small_mnist_config
 
 # Label counts of the official MNIST test set (LeCun et al.), digits 0-9.
@@ -139,3 +139,30 @@ def test_create_dataset_builds_mnist():
     assert (dataset.num_train, dataset.num_eval, dataset.num_classes) == (60_000, 10_000, 10)
     batch = next(dataset.train_batches(0))
     assert batch["image"].shape == (64, 28, 28, 1) and batch["image"].dtype == np.uint8
+
+
+def test_train_examples_keeps_the_first_of_each_class_in_order():
+    labels = np.array([3, 0, 1, 0, 2, 1, 3, 2, 0, 1, 2, 3], np.int32)
+    images = np.arange(12, dtype=np.uint8).reshape(12, 1, 1, 1)
+    subset = class_balanced_subset(Split(images, labels), size=8, num_classes=4)
+    # Two of each class, the first two in file order: positions 0, 1, 2, 3, 4, 5, 6, 7.
+    np.testing.assert_array_equal(subset.images.ravel(), [0, 1, 2, 3, 4, 5, 6, 7])
+    np.testing.assert_array_equal(np.bincount(subset.labels), [2, 2, 2, 2])
+    three = class_balanced_subset(Split(images, labels), size=12, num_classes=4)
+    np.testing.assert_array_equal(three.images.ravel(), np.arange(12))
+    for bad in (6, 0, 16):  # not a multiple of 4; empty; more than 3 per class
+        with pytest.raises(ValueError, match=f"train_examples={bad}"):
+            class_balanced_subset(Split(images, labels), size=bad, num_classes=4)
+
+
+def test_create_dataset_trains_on_a_subset():
+    config = small_mnist_config()
+    config.train_examples = 1_000
+    dataset = create_dataset(config)
+    assert (dataset.num_train, dataset.num_eval) == (1_000, 10_000)
+    np.testing.assert_array_equal(np.bincount(dataset.train.labels), [100] * 10)
+    full = mnist.load("mnist")[0]
+    first_zeros = np.flatnonzero(full.labels == 0)[:100]
+    np.testing.assert_array_equal(
+        dataset.train.images[dataset.train.labels == 0], full.images[first_zeros]
+    )

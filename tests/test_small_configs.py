@@ -29,6 +29,7 @@ SCALE_KEYS = {
     "steps_per_loop",
     "warmup_steps",
     "epoch_examples",
+    "train_examples",
 }
 MEMBER_KEYS = {"conv_init_scale", "dropout_rate", "per_activation_bn_last", "seed"}
 

@@ -17,11 +17,13 @@ import ml_collections
 SKIPPED_IMAGES = "skipped_images"
 
 from bn_repro.data import mnist  # noqa: E402
-from bn_repro.data.in_memory import InMemoryDataset  # noqa: E402
+from bn_repro.data.in_memory import InMemoryDataset, class_balanced_subset  # noqa: E402
 
 
 def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
     train, test = mnist.load(config.dataset, config.get("data_dir"))
+    if config.get("train_examples"):
+        train = class_balanced_subset(train, config.train_examples, num_classes=10)
     return InMemoryDataset(
         config.dataset,
         train,

@@ -28,6 +28,23 @@ class Split:
             )
 
 
+def class_balanced_subset(split: Split, size: int, num_classes: int) -> Split:
+    """The first ``size / num_classes`` examples of each class, in their stored order."""
+    per_class, remainder = divmod(size, num_classes)
+    counts = np.bincount(split.labels, minlength=num_classes)
+    if remainder or size <= 0 or per_class > counts.min():
+        raise ValueError(
+            f"train_examples={size} cannot be split equally over {num_classes} classes of at "
+            f"most {counts.min()} examples each; choose a positive multiple of {num_classes} "
+            f"up to {num_classes * counts.min()}, or 0 for the whole training split."
+        )
+    keep = np.concatenate(
+        [np.flatnonzero(split.labels == c)[:per_class] for c in range(num_classes)]
+    )
+    keep.sort()
+    return Split(split.images[keep], split.labels[keep])
+
+
 class InMemoryDataset:
     """A training and an evaluation split as arrays."""
 
