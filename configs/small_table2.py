@@ -1,6 +1,6 @@
 """The Table-2 experiments at CPU scale: a narrow BN-Inception on Fashion-MNIST.
 
-Everything, with the report and the plot (about 100 minutes on 2 CPU cores; it
+Everything, with the report and the plot (102 minutes measured on 2 CPU cores; it
 resumes when run again, so it can run in parts; --quick: every row, shorter):
   ./scripts/reproduce_small.sh [--quick]
 One row:
@@ -31,7 +31,8 @@ Scale changes (identical in every row) and why:
   images. On all 60,000 images Inception's 12,000 steps are 6.4 epochs and the 14×
   point 0.4 epoch: measured, no run could reach a 6-epoch accuracy that early (the
   sample-efficiency limit). On 10,000 images Inception's run is 38 epochs, the 14×
-  point ~2.6 epochs and BN-x*'s runs 7.4 epochs, the same steps and compute.
+  point (measured: ~400 steps) 1.3 epochs and BN-x*'s runs 7.4 epochs, the same
+  steps and compute.
 * Network: BN-Inception with the small stem (3×3/1 first convolution, no first max
   pool: 28 → 14 → 7 → 4 through the modules, as 28 → 14 → 7 at 224). Every depth
   ×``WIDTH`` with ``MIN_DEPTH`` 4: every depth of Figure 5 is a multiple of 32, so at
@@ -54,11 +55,11 @@ Scale changes (identical in every row) and why:
   Inception runs ``INCEPTION_STEPS`` (38 epochs) and decays ×0.96 every 124 steps
   and BN-x* every 21: the ImageNet schedules' shapes (97 decays over Inception's run,
   LR ×0.019 at its end; BN-x* 6× faster, 2,323 steps). The paper's 14× point,
-  Inception's steps to its plateau / 14 (about 800 of BN-x*'s 2,323 steps), comes
-  while BN-x*'s rate is still ×0.2 of its start, as on ImageNet (BN-x5 crossed 72.2%
-  at ×0.2). The report checks that Inception plateaued (its 3-evaluation moving
-  average gains < 0.3 pt over the last 25% of the run); on all 60,000 images it
-  had not at 12,000 steps (README).
+  Inception's steps to its plateau / 14 (measured: about 400 of BN-x*'s 2,323
+  steps), comes while BN-x*'s rate is still ×0.46 of its start (on ImageNet BN-x5
+  crossed 72.2% at ×0.2). The report checks that Inception plateaued (its
+  3-evaluation moving average gains < 0.3 pt over the last 25% of the run): it did
+  on 10,000 images, not on all 60,000 (README).
 * BN: moving averages with momentum ``BN_MOMENTUM`` 0.9 (a lag of ~10 steps, under
   a tenth of an evaluation interval; 0.99 lagged ~100 steps, 6% of a BN-x run). The
   report also evaluates the checkpoints around every crossing with Algorithm 2's

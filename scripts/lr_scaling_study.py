@@ -3,13 +3,14 @@
   nice -n 19 .venv/bin/python scripts/lr_scaling_study.py --workdir=runs/lr_scaling
 
 Trains the CPU-scale BN-x5 and BN-x30 rows (configs/small_table2.py, Fashion-MNIST)
-at a constant learning rate (the rows' initial 0.05 and 0.3) for ``EXAMPLES``
-examples each, at global batches of 32, 128 and 512 under ``lr_scaling`` "linear"
-(with and without warm-up) and "per_worker", evaluates on the 10,000 test images at
-``EVALS`` equally spaced numbers of examples seen, and prints the test accuracy
-there. The BN moving-average momentum is 0.99^k at batch 32k, so that the inference
-statistics average over the same number of examples at every batch size. Runs go
-``--jobs`` at a time, each on one core (cycling over the cores); finished runs are
+at a constant learning rate (the rows' initial rates, 5× and 30× the config's
+``INCEPTION_LR``) for ``EXAMPLES`` examples each, at global batches of 32, 128 and
+512 under ``lr_scaling`` "linear" (with and without warm-up) and "per_worker",
+evaluates on the 10,000 test images at ``EVALS`` equally spaced numbers of examples
+seen, and prints the test accuracy there. The BN moving-average momentum is 0.99^k
+at batch 32k, so that the inference statistics average over the same number of
+examples at every batch size. Runs go ``--jobs`` at a time, each on one core
+(cycling over the cores); finished runs are
 read, not trained again.
 """
 
@@ -32,7 +33,7 @@ flags.DEFINE_bool("table_only", False, "Print the table of what has been measure
 flags.DEFINE_list("runs", None, "Train only these runs (names as in the workdir); default all.")
 
 WORKER_BATCH = 32
-EXAMPLES = 32 * 1024  # 32,768 examples, 0.55 epoch of Fashion-MNIST
+EXAMPLES = 32 * 1024  # 32,768 examples: 3.3 epochs of the rows' 10,000 training images
 EVALS = 4  # every 8,192 examples
 WARMUP_EXAMPLES = EXAMPLES // 4
 BN_MOMENTUM = 0.99  # per 32-example step

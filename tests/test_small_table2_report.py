@@ -64,7 +64,12 @@ def test_report_tables(runs):
     assert "| BN-x5 | 1 | 500 | 500 | 400 | 400 | 14.0× |" in text
     assert "| Inception-Sigmoid | 0 | never | never | never | never | — | 10.00% |" in text
     assert "Ceiling: the earliest any run reached A* is step 400" in text
-    assert "more than 17.5× at A*" in text
+    assert "more than 17.5× there" in text
+    # Per row, mean over seeds: BN-x5 (400 + 500) / 2 = 450 → 7,000 / 450 = 15.6× at A*;
+    # (300 + 400) / 2 = 350 → 20.0× at A*−2. BN-x5-Sigmoid (one seed): 17.5× and 23.3×.
+    assert "| BN-x5 | 15.6× | 15.6× | 20.0× | 20.0× |" in text
+    assert "| BN-x5-Sigmoid | 17.5× | 17.5× | 23.3× | 23.3× |" in text
+    assert "| Inception-Sigmoid | — | — | — | — |" in text
     # Tolerance: diverged, stuck at chance, trained.
     assert "| BN-x5 without BN | 0.1 | no | diverged at step 5 |" in text
     assert "| BN-x30 without BN | 0.6 | no | stuck at chance |" in text
@@ -97,3 +102,20 @@ def test_population_crossing_searches_both_ways():
     assert report.population_crossing(accuracy_at(later), steps, ema, 0.85) == 500
     never = dict(zip(steps.tolist(), [0.6, 0.7, 0.8, 0.8, 0.8], strict=True))
     assert report.population_crossing(accuracy_at(never), steps, ema, 0.85) is None
+
+
+def test_ceiling_falls_back_to_a_target_every_inception_seed_reached(runs, tmp_path):
+    # Inception seed 1 stops at 0.85: it never reaches A* (mean of 0.86 and 0.85).
+    import shutil
+
+    shutil.copytree(runs, tmp_path / "runs")
+    lower = [min(v, 0.85) for v in INCEPTION]
+    seed1 = tmp_path / "runs" / report.run_name("inception", 1)
+    shutil.rmtree(seed1)
+    write_curve(seed1, range(1000, 12001, 1000), lower)
+    text = report.report(tmp_path / "runs", population=False)
+    assert "A* = 85.50%" in text
+    assert "| Inception | 1 | never | 7,000 | 7,000 | 7,000 | — |" in text
+    # At A*−0.5 = 85.0%: Inception 7,000 and 7,000; BN-x5 300 and 400 (its 0.85 evaluations).
+    assert "| BN-x5 | — | 20.0× | 20.0× | 20.0× |" in text
+    assert "A*−0.5 (the highest target every Inception seed reached) is step 300" in text
