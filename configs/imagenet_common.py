@@ -51,7 +51,7 @@ Choices where the paper is silent (the same in every row):
 
   There the linear rule stops tracing batch 32 at k = 4 for BN-x30 and k = 16 for
   BN-x5 (at k = 4 BN-x5 lags until 24k and is level at 32k), warm-up or not, while
-  per_worker stays within 3 pt at 32k. But those rates are 8× and
+  per_worker lags early but is within 3 pt (or above) at 32k. But those rates are 8× and
   48× Goyal et al.'s validated 3.9e-4 per example (0.1 and 0.6 per 32), and
   the batch-32 runs are already noise-limited. On ImageNet the linear rule gives
   4.7e-5 and 2.3e-4 per example for Inception and BN-x5, inside the range where
