@@ -9,11 +9,14 @@ core with one XLA thread (on the 2-core development machine this gave more steps
 in aggregate than one two-threaded run; README); ``--parallel=1`` runs one job at a
 time on all cores. The longest jobs start first.
 
-Each job is `python -m bn_repro.main` in its own workdir under DIR, its console in
-DIR/logs/NAME.log. Run again, the script skips finished jobs and resumes the others
-from their checkpoints; SIGINT/SIGTERM stop every job at a checkpoint. A job that
-diverges is a result, not a failure: its message goes to WORKDIR/DIVERGED and the
-job counts as finished. Then scripts/small_table2_report.py writes DIR/table2.md and
+Each training job is `python -m bn_repro.main` in its own workdir under DIR, its
+console in DIR/logs/NAME.log. Run again, the script skips finished jobs and resumes
+the others from their checkpoints; SIGINT/SIGTERM stop every job at a checkpoint. A
+job that diverges is a result, not a failure: its message goes to WORKDIR/DIVERGED
+and the job counts as finished. The population-statistics checks of each BN run
+(scripts/small_table2_report.py --population_for=NAME, cached in WORKDIR/eval) run
+in the same slots, as soon as that run and Inception's seeds (which set the targets)
+have finished. Then scripts/small_table2_report.py writes DIR/table2.md and
 scripts/plot_curves.py DIR/figure2.png.
 """
 
@@ -39,30 +42,52 @@ DIVERGED_MESSAGE = "Training diverged"
 @dataclasses.dataclass(frozen=True)
 class Job:
     name: str
-    config: str
-    overrides: tuple[str, ...]
+    arguments: tuple[str, ...]  # of python
     steps: int  # for the order: longest first
+    trains: bool = True  # False: population checks, finished when they exit cleanly
+    needs: frozenset[str] = frozenset()  # jobs that must finish first
 
     def workdir(self, runs: Path) -> Path:
         return runs / self.name
 
 
-def jobs(quick: bool) -> list[Job]:
+def training_job(name: str, config: str, override: str, runs: Path) -> Job:
+    arguments = (
+        "-m",
+        "bn_repro.main",
+        f"--config=configs/small_table2.py:{config}",
+        f"--workdir={runs / name}",
+        override,
+    )
+    return Job(name, arguments, plan.get_config(config).total_steps)
+
+
+def jobs(quick: bool, runs: Path) -> list[Job]:
+    """The population checks (each as soon as its run and Inception's seeds, which set
+    the targets, have finished), then the training jobs, longest first."""
     suffix = ",quick" if quick else ""
-    out = []
-    for rate in plan.CALIBRATION_RATES:
-        arg = plan.CALIBRATION + suffix
-        steps = plan.get_config(arg).total_steps
-        out.append(
-            Job(report.calibration_name(rate), arg, (f"--config.learning_rate={rate}",), steps)
+    training = [
+        training_job(
+            report.calibration_name(rate),
+            plan.CALIBRATION + suffix,
+            f"--config.learning_rate={rate}",
+            runs,
         )
+        for rate in plan.CALIBRATION_RATES
+    ]
+    checks = []
+    inception = {report.run_name("inception", seed) for seed in plan.SEEDS["inception"]}
     for row in (*plan.ROWS, *plan.WITHOUT_BN):
         for seed in plan.SEEDS.get(row, (0,)):
-            steps = plan.get_config(row + suffix).total_steps
-            out.append(
-                Job(report.run_name(row, seed), row + suffix, (f"--config.seed={seed}",), steps)
-            )
-    return sorted(out, key=lambda job: -job.steps)
+            name = report.run_name(row, seed)
+            training.append(training_job(name, row + suffix, f"--config.seed={seed}", runs))
+            if row in plan.ROWS and report.has_population_checks(row):
+                script = ("scripts/small_table2_report.py", f"--runs={runs}")
+                arguments = (*script, f"--population_for={name}")
+                checks.append(
+                    Job(f"{name}_population", arguments, 0, False, frozenset({name, *inception}))
+                )
+    return checks + sorted(training, key=lambda job: -job.steps)
 
 
 def finished(workdir: Path) -> bool:
@@ -78,14 +103,7 @@ def finished(workdir: Path) -> bool:
 
 def start(job: Job, runs: Path, cpu: int | None) -> subprocess.Popen:
     env = dict(os.environ)
-    command = [
-        sys.executable,
-        "-m",
-        "bn_repro.main",
-        f"--config=configs/small_table2.py:{job.config}",
-        f"--workdir={job.workdir(runs)}",
-        *job.overrides,
-    ]
+    command = [sys.executable, *job.arguments]
     if cpu is not None:
         env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {SINGLE_THREAD_XLA}".strip()
         command = ["taskset", "-c", str(cpu), *command]
@@ -95,21 +113,22 @@ def start(job: Job, runs: Path, cpu: int | None) -> subprocess.Popen:
 
 def outcome(job: Job, runs: Path, returncode: int) -> str:
     """'finished', 'diverged' or 'failed'; records a divergence in WORKDIR/DIVERGED."""
-    if returncode == 0 and finished(job.workdir(runs)):
+    if returncode == 0 and (not job.trains or finished(job.workdir(runs))):
         return "finished"
     errors = [
         line
         for line in (runs / "logs" / f"{job.name}.log").read_text().splitlines()
         if line.startswith("error: ")
     ]
-    if errors and DIVERGED_MESSAGE in errors[-1]:
+    if job.trains and errors and DIVERGED_MESSAGE in errors[-1]:
         (job.workdir(runs) / "DIVERGED").write_text(errors[-1][len("error: ") :] + "\n")
         return "diverged"
     return "failed"
 
 
-def run_all(todo: list[Job], runs: Path, parallel: int) -> bool:
-    """Runs ``todo`` ``parallel`` at a time; False if one failed or a signal stopped them."""
+def run_all(todo: list[Job], done: set[str], runs: Path, parallel: int) -> bool:
+    """Runs ``todo`` ``parallel`` at a time, each once the jobs it needs are ``done``;
+    False if one failed, a signal stopped them, or what a job needs cannot finish."""
     running: dict[int, tuple[Job, subprocess.Popen, float]] = {}  # slot → job
     stopping = []
 
@@ -118,18 +137,31 @@ def run_all(todo: list[Job], runs: Path, parallel: int) -> bool:
         for _, process, _ in running.values():
             process.send_signal(signal.SIGTERM)  # each job checkpoints and exits
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _schedule(todo, done, runs, parallel, running, stopping)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _schedule(
+    todo: list[Job], done: set[str], runs: Path, parallel: int, running: dict, stopping: list
+) -> bool:
     ok = True
     while (todo and not stopping and ok) or running:
         for slot in range(parallel):
-            if slot not in running and todo and not stopping and ok:
-                job = todo.pop(0)
-                print(
-                    f"[{time.strftime('%H:%M:%S')}] start {job.name} ({job.steps:,} steps)",
-                    flush=True,
-                )
-                running[slot] = (job, start(job, runs, slot if parallel > 1 else None), time.time())
+            ready = [job for job in todo if job.needs <= done]
+            if slot in running or not ready or stopping or not ok:
+                continue
+            job = ready[0]
+            todo.remove(job)
+            steps = f" ({job.steps:,} steps)" if job.trains else ""
+            print(f"[{time.strftime('%H:%M:%S')}] start {job.name}{steps}", flush=True)
+            running[slot] = (job, start(job, runs, slot if parallel > 1 else None), time.time())
+        if not running:
+            print(f"Cannot start {[job.name for job in todo]}: what they need did not finish.")
+            return False
         time.sleep(1)
         for slot, (job, process, began) in list(running.items()):
             if process.poll() is None:
@@ -142,7 +174,10 @@ def run_all(todo: list[Job], runs: Path, parallel: int) -> bool:
                 f"[{time.strftime('%H:%M:%S')}] {result} {job.name} after {seconds:.0f} s{hint}",
                 flush=True,
             )
-            ok = ok and result in ("finished", "diverged")
+            if result in ("finished", "diverged"):
+                done.add(job.name)
+            else:
+                ok = False
     return ok and not stopping
 
 
@@ -158,12 +193,13 @@ def main() -> None:
     runs = args.runs or Path("runs/small_quick" if args.quick else "runs/small")
     (runs / "logs").mkdir(parents=True, exist_ok=True)
     began = time.time()
-    todo = [job for job in jobs(args.quick) if not finished(job.workdir(runs))]
-    todo = [job for job in todo if job.name.startswith(args.only or "")]
-    print(
-        f"{len(todo)} of {len(jobs(args.quick))} jobs to run in {runs}, {args.parallel} at a time."
-    )
-    if not run_all(todo, runs, args.parallel):
+    every = jobs(args.quick, runs)
+    done = {job.name for job in every if job.trains and finished(job.workdir(runs))}
+    todo = [job for job in every if job.name not in done]
+    if args.only:
+        todo = [job for job in todo if job.trains and job.name.startswith(args.only)]
+    print(f"{len(todo)} of {len(every)} jobs to run in {runs}, {args.parallel} at a time.")
+    if not run_all(todo, done, runs, args.parallel):
         sys.exit(f"Stopped before every job finished; run {' '.join(sys.argv)} again to resume.")
     if args.only:
         return

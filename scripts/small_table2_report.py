@@ -1,6 +1,7 @@
 """The CPU-scale Table 2 from the runs of scripts/reproduce_small.py, as markdown.
 
   python scripts/small_table2_report.py [--runs=runs/small] [--out=FILE] [--no_population]
+  python scripts/small_table2_report.py --population_for=bn_x5_seed0  # only its checks
 
 Reads each run's TensorBoard curve (eval/accuracy, moving-average BN statistics) and
 writes, with the definitions fixed before the runs (configs/small_table2.py):
@@ -164,12 +165,45 @@ def calibration_table(runs: Path) -> str:
     return "\n".join(lines) + f"\n\nLargest rate that trains well: **{chosen:g}**.{note}\n"
 
 
-def main_table(runs: Path, population: bool) -> str:
-    seeds = {row: plan.SEEDS.get(row, (0,)) for row in plan.ROWS}
-    curves = {(row, s): curve(runs / run_name(row, s)) for row in plan.ROWS for s in seeds[row]}
-    plateaus = [plateau(*curves["inception", s]) for s in seeds["inception"]]
+def _seeds(row: str) -> tuple[int, ...]:
+    return plan.SEEDS.get(row, (0,))
+
+
+def inception_plateaus(runs: Path) -> list[dict]:
+    return [plateau(*curve(runs / run_name("inception", s))) for s in _seeds("inception")]
+
+
+def targets_from(plateaus: list[dict]) -> list[float]:
+    """A* (the mean of the Inception seeds' plateaus), A*−0.5, A*−1, A*−2."""
     a_star = float(np.mean([p["level"] for p in plateaus]))
-    targets = [a_star - offset for offset in OFFSETS]
+    return [a_star - offset for offset in OFFSETS]
+
+
+def _target_name(i: int) -> str:
+    return "A*" if i == 0 else f"A*−{100 * OFFSETS[i]:g}"
+
+
+def has_population_checks(row: str) -> bool:
+    return plan.get_config(row).norm == "batch"
+
+
+def check_population(runs: Path, row: str, seed: int) -> None:
+    """Evaluates, with population statistics, the checkpoints around the run's crossing
+    of every target (cached in its DIR/eval, where the report finds them)."""
+    steps, accuracy = curve(runs / run_name(row, seed))
+    if not len(steps) or not has_population_checks(row):
+        return
+    checker = population_evaluator(runs / run_name(row, seed), POPULATION_BATCHES)
+    for target in targets_from(inception_plateaus(runs)):
+        population_crossing(checker, steps, accuracy, target)
+
+
+def main_table(runs: Path, population: bool) -> str:
+    seeds = {row: _seeds(row) for row in plan.ROWS}
+    curves = {(row, s): curve(runs / run_name(row, s)) for row in plan.ROWS for s in seeds[row]}
+    plateaus = inception_plateaus(runs)
+    targets = targets_from(plateaus)
+    a_star = targets[0]
     out = ["Inception's plateau (3-evaluation moving average):"]
     for s, p in zip(seeds["inception"], plateaus, strict=True):
         verdict = "plateau" if p["passes"] else "**still rising: not a plateau**"
@@ -182,7 +216,7 @@ def main_table(runs: Path, population: bool) -> str:
     def steps_to(row: str, seed: int, target: float) -> tuple[int | None, int | None]:
         steps, accuracy = curves[row, seed]
         ema = first_step_reaching(steps, accuracy, target) if len(steps) else None
-        if not population or not len(steps) or plan.get_config(row).norm != "batch":
+        if not population or not len(steps) or not has_population_checks(row):
             return ema, ema
         checker = evaluators.setdefault(row, {}).setdefault(
             seed, population_evaluator(runs / run_name(row, seed), POPULATION_BATCHES)
@@ -196,8 +230,8 @@ def main_table(runs: Path, population: bool) -> str:
         for t in targets
     ]
     header = " | ".join(
-        f"steps to {t:.2%} (A*−{100 * o:g})" if o else f"steps to A* = {t:.2%}"
-        for t, o in zip(targets, OFFSETS, strict=True)
+        f"steps to {t:.2%} ({_target_name(i)})" if i else f"steps to A* = {t:.2%}"
+        for i, t in enumerate(targets)
     )
     out += [
         f"| model | seed | {header} | speed-up at A* | max accuracy |",
@@ -217,7 +251,7 @@ def main_table(runs: Path, population: bool) -> str:
 
 def _speedup_table(found: dict, seeds: dict, targets: list, baseline: list) -> list[str]:
     """Inception's mean steps to each target over a row's mean, where every seed got there."""
-    names = ["A*" if i == 0 else f"A*−{100 * o:g}" for i, o in enumerate(OFFSETS)]
+    names = [_target_name(i) for i in range(len(targets))]
     out = [
         "\nSpeed-up over Inception (mean steps to the target over seeds; — where a seed of "
         "the row or of Inception never reached it):\n",
@@ -240,7 +274,7 @@ def _ceiling(found: dict, curves: dict, targets: list, baseline: list) -> list[s
     """The largest speed-up measurable: Inception's mean over the earliest crossing."""
     defined = [i for i, base in enumerate(baseline) if not np.isnan(base)]
     if not defined:
-        return ["\nNo Inception seed reached every target: no speed-up is defined."]
+        return ["\nNo target was reached by every Inception seed: no speed-up is defined."]
     i = defined[0]
     crossings = [
         (min(x for x in found[row, s, targets[i]] if x is not None), LABELS[row], s)
@@ -248,11 +282,7 @@ def _ceiling(found: dict, curves: dict, targets: list, baseline: list) -> list[s
         if any(x is not None for x in found[row, s, targets[i]])
     ]
     earliest = min(crossings)
-    name = (
-        "A*"
-        if i == 0
-        else f"A*−{100 * OFFSETS[i]:g} (the highest target every Inception seed reached)"
-    )
+    name = _target_name(i) + (" (the highest target every Inception seed reached)" if i else "")
     return [
         f"\nCeiling: the earliest any run reached {name} is step {earliest[0]:,} "
         f"({earliest[1]}, seed {earliest[2]}); with Inception's mean {baseline[i]:,.0f} steps "
@@ -314,8 +344,22 @@ def main() -> None:
         action="store_true",
         help="skip the population-statistics checks (no JAX needed)",
     )
+    parser.add_argument(
+        "--population_for",
+        metavar="NAME",
+        help="only make (and cache) the population checks of run NAME, e.g. bn_x5_seed0",
+    )
     args = parser.parse_args()
     try:
+        if args.population_for:
+            row, _, seed = args.population_for.rpartition("_seed")
+            if row not in plan.ROWS or not seed.isdigit():
+                sys.exit(
+                    f"error: --population_for={args.population_for!r} is not a run name; "
+                    f"valid: ROW_seedN with ROW one of {list(plan.ROWS)}."
+                )
+            check_population(args.runs, row, int(seed))
+            return
         text = report(args.runs, population=not args.no_population)
     except FileNotFoundError as error:
         sys.exit(f"error: {error}; run ./scripts/reproduce_small.sh first.")
