@@ -41,7 +41,7 @@ RESUMABLE_CHANGES = frozenset(
 )
 # Keys added to the config after some workdirs were recorded, with the value those
 # runs used: a workdir without the key resumes as if it had recorded that value.
-KEYS_ADDED_LATER = {"dtype": "float32", "train_examples": 0}
+KEYS_ADDED_LATER = {"dtype": "float32", "train_examples": 0, "eval_examples": 0}
 
 
 def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:

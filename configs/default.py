@@ -70,6 +70,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.epoch_examples = 60_000  # training examples per epoch (MNIST, Fashion-MNIST)
     # 0: the whole training split; N: the first N/10 images of each class (small datasets).
     config.train_examples = 0
+    # 0: the whole evaluation split; N: the first N/10 of each class (small datasets).
+    config.eval_examples = 0
     config.eval_batch_size = 1000
     config.total_steps = 1000
     config.steps_per_loop = 100  # steps per compiled call (lax.scan)

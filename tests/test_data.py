@@ -9,6 +9,7 @@ import pytest
 
 from bn_repro.data import create_dataset, mnist
 from bn_repro.data.in_memory import InMemoryDataset, Split, class_balanced_subset
+from configs import imagenet_common
 from tests.helpers import small_mnist_config
 
 # Label counts of the official MNIST test set (LeCun et al.), digits 0-9.
@@ -153,6 +154,29 @@ def test_train_examples_keeps_the_first_of_each_class_in_order():
     for bad in (6, 0, 16):  # not a multiple of 4; empty; more than 3 per class
         with pytest.raises(ValueError, match=f"train_examples={bad}"):
             class_balanced_subset(Split(images, labels), size=bad, num_classes=4)
+
+
+def test_create_dataset_evaluates_on_a_subset():
+    config = small_mnist_config()
+    config.eval_examples = 500
+    dataset = create_dataset(config)
+    assert (dataset.num_train, dataset.num_eval) == (60_000, 500)
+    np.testing.assert_array_equal(np.bincount(dataset.test.labels), [50] * 10)
+    full = mnist.load("mnist")[1]
+    first_sevens = np.flatnonzero(full.labels == 7)[:50]
+    np.testing.assert_array_equal(
+        dataset.test.images[dataset.test.labels == 7], full.images[first_sevens]
+    )
+    config.eval_examples = 5
+    with pytest.raises(ValueError, match="eval_examples=5 cannot be split"):
+        create_dataset(config)
+
+
+def test_imagenet_refuses_a_subset():
+    config = imagenet_common.get_config()
+    config.eval_examples = 1_000
+    with pytest.raises(ValueError, match="eval_examples=1000 .*--config.eval_examples=0"):
+        create_dataset(config)
 
 
 def test_create_dataset_trains_on_a_subset():

@@ -86,6 +86,7 @@ def test_quick_rows_are_the_same_experiment_shorter(row):
         "log_every_steps",
         "keep_checkpoints",
         "warmup_steps",
+        "eval_examples",
     }
     ratio = small_table2.QUICK_INCEPTION_STEPS / small_table2.INCEPTION_STEPS
     assert abs(quick.total_steps - full.total_steps * ratio) <= quick.steps_per_loop / 2

@@ -24,6 +24,8 @@ def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
     train, test = mnist.load(config.dataset, config.get("data_dir"))
     if config.get("train_examples"):
         train = class_balanced_subset(train, config.train_examples, num_classes=10)
+    if config.get("eval_examples"):
+        test = class_balanced_subset(test, config.eval_examples, 10, key="eval_examples")
     return InMemoryDataset(
         config.dataset,
         train,
@@ -36,6 +38,12 @@ def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
 
 
 def _imagenet(config: ml_collections.ConfigDict) -> Any:
+    for key in ("train_examples", "eval_examples"):
+        if config.get(key):
+            raise ValueError(
+                f"{key}={config[key]} selects a subset of a small dataset; ImageNet has "
+                f"none. Set --config.{key}=0."
+            )
     # Imported on use: it loads TensorFlow, which the small datasets do not need.
     from bn_repro.data import imagenet
 

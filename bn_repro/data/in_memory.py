@@ -28,15 +28,18 @@ class Split:
             )
 
 
-def class_balanced_subset(split: Split, size: int, num_classes: int) -> Split:
-    """The first ``size / num_classes`` examples of each class, in their stored order."""
+def class_balanced_subset(
+    split: Split, size: int, num_classes: int, key: str = "train_examples"
+) -> Split:
+    """The first ``size / num_classes`` examples of each class, in their stored order
+    (``key``: the config key that asked for it, for the error message)."""
     per_class, remainder = divmod(size, num_classes)
     counts = np.bincount(split.labels, minlength=num_classes)
     if remainder or size <= 0 or per_class > counts.min():
         raise ValueError(
-            f"train_examples={size} cannot be split equally over {num_classes} classes of at "
+            f"{key}={size} cannot be split equally over {num_classes} classes of at "
             f"most {counts.min()} examples each; choose a positive multiple of {num_classes} "
-            f"up to {num_classes * counts.min()}, or 0 for the whole training split."
+            f"up to {num_classes * counts.min()}, or 0 for the whole split."
         )
     keep = np.concatenate(
         [np.flatnonzero(split.labels == c)[:per_class] for c in range(num_classes)]
