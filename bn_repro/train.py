@@ -56,19 +56,25 @@ def create_optimizer(
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
+def initial_variables(
+    model: nn.Module, config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
+) -> dict[str, Any]:
+    """The model's initial ``params`` and ``batch_stats`` for ``config.seed``."""
+    dummy = jnp.zeros((1, *image_shape), jnp.float32)
+    # Compiled: running a deep network's initialisation op by op takes minutes on CPU.
+    # It runs once, so on CPU it is compiled without optimisation: the CPU-scale
+    # network's in 7 s instead of 40 s on one core, its values within a float32 ulp.
+    options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    init = jax.jit(functools.partial(model.init, train=False), compiler_options=options)
+    return init(jax.random.key(config.seed), dummy)
+
+
 def create_train_state(
     model: nn.Module,
     config: ml_collections.ConfigDict,
-    image_shape: tuple[int, ...],
+    variables: dict[str, Any],
     learning_rate_fn: optax.Schedule,
 ) -> TrainState:
-    dummy, key = jnp.zeros((1, *image_shape), jnp.float32), jax.random.key(config.seed)
-    # Compiled: running a deep network's initialisation op by op takes minutes on CPU.
-    init = jax.jit(functools.partial(model.init, train=False)).lower(key, dummy)
-    # It runs once, so on CPU it is compiled without optimisation: the CPU-scale
-    # network's in 7 s instead of 40 s on one core, its values within a float32 ulp.
-    options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else {}
-    variables = init.compile(compiler_options=options)(key, dummy)
     return TrainState.create(
         apply_fn=model.apply,
         params=variables["params"],
@@ -103,8 +109,9 @@ class Trainer:
 
         self.model = models.create_model(config)
         self.learning_rate_fn = schedule.create_learning_rate_fn(config)
+        variables = initial_variables(self.model, config, dataset.image_shape)
         self.state = jax.device_put(
-            create_train_state(self.model, config, dataset.image_shape, self.learning_rate_fn),
+            create_train_state(self.model, config, variables, self.learning_rate_fn),
             self.replicated,
         )
         self.train_loop = jax.jit(

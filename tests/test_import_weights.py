@@ -11,6 +11,7 @@ magnitude of the values (float32 sums over ~1000-term dot products, 40 layers de
 import importlib.util
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -42,9 +43,14 @@ class AbstractTrainer:
     def __init__(self, config):
         self.model = models.create_model(config)
         learning_rate_fn = schedule.create_learning_rate_fn(config)
-        abstract = jax.eval_shape(
-            lambda: train.create_train_state(self.model, config, (SIZE, SIZE, 3), learning_rate_fn)
-        )
+
+        def state():
+            variables = self.model.init(
+                jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)), train=False
+            )
+            return train.create_train_state(self.model, config, variables, learning_rate_fn)
+
+        abstract = jax.eval_shape(state)
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
         self.state = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract
