@@ -156,19 +156,21 @@ def test_train_examples_keeps_the_first_of_each_class_in_order():
             class_balanced_subset(Split(images, labels), size=bad, num_classes=4)
 
 
-def test_create_dataset_evaluates_on_a_subset():
+@pytest.mark.parametrize(
+    "key, size, split", [("train_examples", 1_000, 0), ("eval_examples", 500, 1)]
+)
+def test_create_dataset_keeps_the_first_of_each_class(key, size, split):
     config = small_mnist_config()
-    config.eval_examples = 500
+    config[key] = size
     dataset = create_dataset(config)
-    assert (dataset.num_train, dataset.num_eval) == (60_000, 500)
-    np.testing.assert_array_equal(np.bincount(dataset.test.labels), [50] * 10)
-    full = mnist.load("mnist")[1]
-    first_sevens = np.flatnonzero(full.labels == 7)[:50]
-    np.testing.assert_array_equal(
-        dataset.test.images[dataset.test.labels == 7], full.images[first_sevens]
-    )
-    config.eval_examples = 5
-    with pytest.raises(ValueError, match="eval_examples=5 cannot be split"):
+    subset, other = (dataset.train, dataset.test)[split], (dataset.test, dataset.train)[split]
+    assert len(other.labels) == (10_000, 60_000)[split]  # the other split is whole
+    np.testing.assert_array_equal(np.bincount(subset.labels), [size // 10] * 10)
+    full = mnist.load("mnist")[split]
+    first_sevens = np.flatnonzero(full.labels == 7)[: size // 10]
+    np.testing.assert_array_equal(subset.images[subset.labels == 7], full.images[first_sevens])
+    config[key] = 5
+    with pytest.raises(ValueError, match=f"{key}=5 cannot be split"):
         create_dataset(config)
 
 
@@ -177,16 +179,3 @@ def test_imagenet_refuses_a_subset():
     config.eval_examples = 1_000
     with pytest.raises(ValueError, match="eval_examples=1000 .*--config.eval_examples=0"):
         create_dataset(config)
-
-
-def test_create_dataset_trains_on_a_subset():
-    config = small_mnist_config()
-    config.train_examples = 1_000
-    dataset = create_dataset(config)
-    assert (dataset.num_train, dataset.num_eval) == (1_000, 10_000)
-    np.testing.assert_array_equal(np.bincount(dataset.train.labels), [100] * 10)
-    full = mnist.load("mnist")[0]
-    first_zeros = np.flatnonzero(full.labels == 0)[:100]
-    np.testing.assert_array_equal(
-        dataset.train.images[dataset.train.labels == 0], full.images[first_zeros]
-    )
