@@ -25,8 +25,7 @@ import ml_collections
 import numpy as np
 from flax import traverse_util
 
-from bn_repro import checkpointing, models, schedule, train
-from bn_repro.batch_norm import BATCH_STATS
+from bn_repro import checkpointing, models, schedule, train_state
 from bn_repro.models.inception import FIGURE_5
 
 FORMATS = ("tfslim", "pytorch")
@@ -226,12 +225,7 @@ def import_weights(
     targets = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
     filled, unused = convert(fmt, READERS[fmt](source_path), targets)
     learning_rate_fn = schedule.create_learning_rate_fn(config)
-    state = train.TrainState.create(
-        apply_fn=model.apply,
-        params=filled["params"],
-        batch_stats=filled.get(BATCH_STATS, {}),
-        tx=train.create_optimizer(config, learning_rate_fn),
-    )
+    state = train_state.create_train_state(model, config, filled, learning_rate_fn)
     checkpointing.ensure_writable(workdir)
     checkpointing.check_and_record_config(config, workdir)
     manager = checkpointing.create_manager(workdir, config.keep_checkpoints)

@@ -15,12 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -31,56 +28,9 @@ from bn_repro.divergence import check_finite
 from bn_repro.preemption import StopRequest
 from bn_repro.profiling import Profiler
 from bn_repro.steps import Batch, TrainState, eval_step, to_model_input, train_loop
+from bn_repro.train_state import create_train_state, initial_variables
 
 PERCENTILES = (15, 50, 85)
-
-
-def _is_kernel(params: Any) -> Any:
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: getattr(path[-1], "key", None) == "kernel", params
-    )
-
-
-def create_optimizer(
-    config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
-) -> optax.GradientTransformation:
-    if config.optimizer != "sgd":
-        raise ValueError(f"Unknown optimizer {config.optimizer!r}; valid choices: ['sgd'].")
-    # L2 weight cost λ/2·|W|² on kernels only, added to the gradient before momentum.
-    return optax.chain(
-        optax.add_decayed_weights(config.weight_decay, mask=_is_kernel),
-        optax.sgd(learning_rate_fn, momentum=config.momentum or None, nesterov=config.nesterov),
-    )
-
-
-INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
-
-
-def initial_variables(
-    model: nn.Module, config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
-) -> dict[str, Any]:
-    """The model's initial ``params`` and ``batch_stats`` for ``config.seed``."""
-    dummy = jnp.zeros((1, *image_shape), jnp.float32)
-    # Compiled: running a deep network's initialisation op by op takes minutes on CPU.
-    # It runs once, so on CPU it is compiled without optimisation: the CPU-scale
-    # network's in 7 s instead of 40 s on one core, its values within a float32 ulp.
-    options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    init = jax.jit(functools.partial(model.init, train=False), compiler_options=options)
-    return init(jax.random.key(config.seed), dummy)
-
-
-def create_train_state(
-    model: nn.Module,
-    config: ml_collections.ConfigDict,
-    variables: dict[str, Any],
-    learning_rate_fn: optax.Schedule,
-) -> TrainState:
-    return TrainState.create(
-        apply_fn=model.apply,
-        params=variables["params"],
-        batch_stats=variables.get(BATCH_STATS, {}),
-        tx=create_optimizer(config, learning_rate_fn),
-    )
 
 
 class Trainer:

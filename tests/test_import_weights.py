@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bn_repro import evaluate, models, published_weights, schedule, train
+from bn_repro import evaluate, models, published_weights, schedule, train_state
 from bn_repro.batch_norm import BATCH_STATS
 from configs import pretrained_caffe, pretrained_tfslim
 from tests import reference_nets
@@ -48,7 +48,7 @@ class AbstractTrainer:
             variables = self.model.init(
                 jax.random.key(0), jnp.zeros((1, SIZE, SIZE, 3)), train=False
             )
-            return train.create_train_state(self.model, config, variables, learning_rate_fn)
+            return train_state.create_train_state(self.model, config, variables, learning_rate_fn)
 
         abstract = jax.eval_shape(state)
         device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
