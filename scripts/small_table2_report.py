@@ -201,7 +201,7 @@ def check_population(runs: Path, row: str, seed: int) -> None:
 def main_table(runs: Path, population: bool) -> str:
     seeds = {row: _seeds(row) for row in plan.ROWS}
     curves = {(row, s): curve(runs / run_name(row, s)) for row in plan.ROWS for s in seeds[row]}
-    plateaus = inception_plateaus(runs)
+    plateaus = [plateau(*curves["inception", s]) for s in seeds["inception"]]
     targets = targets_from(plateaus)
     a_star = targets[0]
     out = ["Inception's plateau (3-evaluation moving average):"]
