@@ -2,12 +2,12 @@
 
   python scripts/reproduce_small.py [--quick] [--runs=DIR] [--parallel=2|1]
 
-Jobs: the calibration of Inception's rate (CALIBRATION_RATES), the six Table-2 rows
-(SEEDS: two seeds for Inception, BN-x5 and BN-x30), and the two rows without BN at
-×5 and ×30. With ``--parallel=2`` (default) two jobs run side by side, each on one
-core with one XLA thread (on the 2-core development machine this gave more steps/s
-in aggregate than one two-threaded run; README); ``--parallel=1`` runs one job at a
-time on all cores. The longest jobs start first.
+Jobs: the calibration of Inception's rate (CALIBRATION_RATES × CALIBRATION_SEEDS),
+the six Table-2 rows (SEEDS: two seeds for Inception, BN-x5 and BN-x30), and the two
+rows without BN at ×5 and ×30. With ``--parallel=2`` (default) two jobs run side by
+side, each on one core with one XLA thread (on the 2-core development machine this
+gave more steps/s in aggregate than one two-threaded run; README); ``--parallel=1``
+runs one job at a time on all cores. The longest jobs start first.
 
 Each training job is `python -m bn_repro.main` in its own workdir under DIR, its
 console in DIR/logs/NAME.log. Run again, the script skips finished jobs and resumes
@@ -51,13 +51,13 @@ class Job:
         return runs / self.name
 
 
-def training_job(name: str, config: str, override: str, runs: Path) -> Job:
+def training_job(name: str, config: str, runs: Path, *overrides: str) -> Job:
     arguments = (
         "-m",
         "bn_repro.main",
         f"--config=configs/small_table2.py:{config}",
         f"--workdir={runs / name}",
-        override,
+        *overrides,
     )
     return Job(name, arguments, plan.get_config(config).total_steps)
 
@@ -68,19 +68,21 @@ def jobs(quick: bool, runs: Path) -> list[Job]:
     suffix = ",quick" if quick else ""
     training = [
         training_job(
-            report.calibration_name(rate),
+            report.calibration_name(rate, seed),
             plan.CALIBRATION + suffix,
-            f"--config.learning_rate={rate}",
             runs,
+            f"--config.learning_rate={rate}",
+            f"--config.seed={seed}",
         )
         for rate in plan.CALIBRATION_RATES
+        for seed in plan.CALIBRATION_SEEDS
     ]
     checks = []
     inception = {report.run_name("inception", seed) for seed in plan.SEEDS["inception"]}
     for row in (*plan.ROWS, *plan.WITHOUT_BN):
         for seed in plan.SEEDS.get(row, (0,)):
             name = report.run_name(row, seed)
-            training.append(training_job(name, row + suffix, f"--config.seed={seed}", runs))
+            training.append(training_job(name, row + suffix, runs, f"--config.seed={seed}"))
             if row in plan.ROWS and report.has_population_checks(row):
                 script = ("scripts/small_table2_report.py", f"--runs={runs}")
                 arguments = (*script, f"--population_for={name}")

@@ -6,8 +6,9 @@
 Reads each run's TensorBoard curve (eval/accuracy, moving-average BN statistics) and
 writes, with the definitions fixed before the runs (configs/small_table2.py):
 
-* Calibration: each constant rate's final accuracy (mean of its last 3 evaluations),
-  whether it diverged, whether it trains well (within CALIBRATION_MARGIN of the best).
+* Calibration: each constant rate's final accuracy (mean of its last 3 evaluations)
+  for each seed and over seeds, whether it diverged, whether it trains well (no seed
+  diverged, mean within CALIBRATION_MARGIN of the best).
 * Plateau: Inception's 3-evaluation moving average must gain < 0.3 pt over the last
   25% of its run. The target A* is that moving average's maximum, averaged over the
   Inception seeds (not one noisy evaluation).
@@ -53,8 +54,8 @@ def run_name(row: str, seed: int) -> str:
     return f"{row}_seed{seed}"
 
 
-def calibration_name(rate: float) -> str:
-    return f"calibration_lr{rate:g}"
+def calibration_name(rate: float, seed: int) -> str:
+    return f"calibration_lr{rate:g}_seed{seed}"
 
 
 def diverged(workdir: Path) -> str | None:
@@ -135,27 +136,36 @@ def population_evaluator(workdir: Path, batches: int) -> Callable[[int], float]:
 
 
 def calibration_table(runs: Path) -> str:
-    results = {}
+    seeds = plan.CALIBRATION_SEEDS
+    finals, outcomes, means = {}, {}, {}
     for rate in plan.CALIBRATION_RATES:
-        workdir = runs / calibration_name(rate)
-        _, accuracy = curve(workdir)
-        final = float(np.mean(accuracy[-3:])) if len(accuracy) else float("nan")
-        results[rate] = (diverged(workdir), final)
-    best = max(final for message, final in results.values() if not message)
-    good = [
-        r
-        for r, (message, final) in results.items()
-        if not message and final >= best - plan.CALIBRATION_MARGIN
-    ]
+        for seed in seeds:
+            workdir = runs / calibration_name(rate, seed)
+            _, accuracy = curve(workdir)
+            final = float(np.mean(accuracy[-3:])) if len(accuracy) else float("nan")
+            stuck = final < 0.1 + CHANCE_MARGIN
+            finals[rate, seed] = final
+            outcomes[rate, seed] = (
+                "diverged" if diverged(workdir) else "stuck at chance" if stuck else "trained"
+            )
+        if "diverged" not in [outcomes[rate, seed] for seed in seeds]:
+            means[rate] = float(np.mean([finals[rate, seed] for seed in seeds]))
+    best = max(means.values())
+    good = [rate for rate, mean in means.items() if mean >= best - plan.CALIBRATION_MARGIN]
+    per_seed = [f"seed {seed}" for seed in seeds]
     lines = [
-        "| constant rate | outcome | final accuracy (mean of last 3) | trains well |",
-        "| ---: | --- | ---: | --- |",
+        f"| constant rate | outcome | final accuracy (mean of last 3): {', '.join(per_seed)} "
+        "| mean over seeds | trains well |",
+        "| ---: | --- | ---: | ---: | --- |",
     ]
-    for rate, (message, final) in results.items():
-        stuck = final < 0.1 + CHANCE_MARGIN
-        outcome = "diverged" if message else "stuck at chance" if stuck else "trained"
+    for rate in plan.CALIBRATION_RATES:
+        outcome = " / ".join(dict.fromkeys(outcomes[rate, seed] for seed in seeds))
+        final = " / ".join(
+            "—" if np.isnan(finals[rate, seed]) else f"{finals[rate, seed]:.2%}" for seed in seeds
+        )
+        mean = f"{means[rate]:.2%}" if rate in means else "—"
         well = "yes" if rate in good else "no"
-        lines.append(f"| {rate:g} | {outcome} | {final:.2%} | {well} |")
+        lines.append(f"| {rate:g} | {outcome} | {final} | {mean} | {well} |")
     chosen = max(good)
     note = (
         ""

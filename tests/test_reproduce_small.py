@@ -26,7 +26,14 @@ def test_population_checks_wait_for_their_run_and_both_inception_seeds(tmp_path)
         )
     }
     training = [job for job in every if job.trains]
-    assert len(training) == len(plan.CALIBRATION_RATES) + 11
+    assert len(training) == len(plan.CALIBRATION_RATES) * len(plan.CALIBRATION_SEEDS) + 11
+    calibration = [job for job in training if job.name.startswith("calibration_")]
+    assert {job.name for job in calibration} == {
+        f"calibration_lr{rate:g}_seed{seed}"
+        for rate in plan.CALIBRATION_RATES
+        for seed in plan.CALIBRATION_SEEDS
+    }
+    assert all(f"--config.seed={job.name[-1]}" in job.arguments for job in calibration)
     assert [job.steps for job in training] == sorted((job.steps for job in training), reverse=True)
     assert training[0].steps == plan.INCEPTION_STEPS
 

@@ -23,15 +23,21 @@ def write_curve(workdir, steps, values):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
+    # Final accuracies (mean of the last 3) per seed; 0.08 diverges for seed 0 only.
+    finals = {
+        0: {0.005: 0.80, 0.01: 0.83, 0.02: 0.835, 0.04: 0.826},
+        1: {0.005: 0.80, 0.01: 0.83, 0.02: 0.835, 0.04: 0.80, 0.08: 0.10},
+    }
     for rate in plan.CALIBRATION_RATES:
-        # Final accuracies (mean of the last 3): 0.80, 0.83, 0.835, 0.826, diverged.
-        final = {0.005: 0.80, 0.01: 0.83, 0.02: 0.835, 0.04: 0.826}.get(rate)
-        workdir = root / report.calibration_name(rate)
-        if final is None:
-            workdir.mkdir()
-            (workdir / "DIVERGED").write_text("Training diverged: the loss is nan at step 37.\n")
-            continue
-        write_curve(workdir, [200, 400, 600, 800, 1000], [0.5, 0.6, final, final, final])
+        for seed in plan.CALIBRATION_SEEDS:
+            final = finals[seed].get(rate)
+            workdir = root / report.calibration_name(rate, seed)
+            if final is None:
+                workdir.mkdir()
+                message = "Training diverged: the loss is nan at step 37.\n"
+                (workdir / "DIVERGED").write_text(message)
+                continue
+            write_curve(workdir, [200, 400, 600, 800, 1000], [0.5, 0.6, final, final, final])
     for row in (*plan.ROWS, *plan.WITHOUT_BN):
         for seed in plan.SEEDS.get(row, (0,)):
             workdir = root / report.run_name(row, seed)
@@ -50,10 +56,14 @@ def runs(tmp_path_factory):
 
 def test_report_tables(runs):
     text = report.report(runs, population=False)
-    # Calibration: best 0.835; within 1 pt: 0.01, 0.02, 0.04 → the largest, 0.04.
-    assert "| 0.08 | diverged |" in text and "| 0.04 | trained | 82.60% | yes |" in text
-    assert "| 0.005 | trained | 80.00% | no |" in text
-    assert "Largest rate that trains well: **0.04**" in text
+    # Calibration, mean over seeds: best 0.835 (0.02); 0.04 at (0.826 + 0.80) / 2 = 0.813
+    # is 2.2 pt below, so the largest within 1 pt is 0.02 (seed 0 alone would pick 0.04);
+    # 0.08 diverged for one seed, which rules it out.
+    assert "| 0.08 | diverged / stuck at chance | — / 10.00% | — | no |" in text
+    assert "| 0.04 | trained | 82.60% / 80.00% | 81.30% | no |" in text
+    assert "| 0.02 | trained | 83.50% / 83.50% | 83.50% | yes |" in text
+    assert "| 0.005 | trained | 80.00% / 80.00% | 80.00% | no |" in text
+    assert "Largest rate that trains well: **0.02**." in text and "update" not in text
     # Plateau: the 3-evaluation average is 0.86 from step 9,000 on: gain 0.
     assert "maximum 86.00%, gain over the last 25% +0.00 pt (plateau)" in text
     assert "A* = 86.00%" in text
