@@ -5,7 +5,8 @@
 For example BN-Inception at 224×224, batch 32 (the paper's mini-batch):
 
   python scripts/bench_model.py --config=configs/default.py --channels=3 --batch_size=32 \\
-      --config.model=inception --config.image_size=224 --config.num_classes=1000
+      --config.model=inception --config.image_size=224 --config.num_classes=1000 \\
+      --peer=torch --peer=tf_slim
 
 Times the trainer's own compiled step (`bn_repro.train.Trainer`: forward, backward,
 SGD update and BN moving averages) on random images, on whatever devices are present,
@@ -15,6 +16,11 @@ process's CPU time (which depends less on other work sharing the CPU). Model FLO
 counts 6 FLOPs per multiply-accumulate of the forward pass per image (2 forward, 4
 backward: the input and the weight gradients), the usual convention, whatever XLA
 actually executes.
+
+``--peer=torch`` / ``--peer=tf_slim`` (repeatable) also time BN-Inception's training
+step at 224×224 and the same batch in pretrainedmodels' PyTorch port (eager) and in
+TF-slim's ``inception_v2`` (a graph), in this process after ours, and print our speed
+as a ratio of theirs (`scripts/peer_nets.py`).
 """
 
 import os
@@ -32,11 +38,14 @@ import types  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+import peer_nets  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from bn_repro import models, train  # noqa: E402
 from bn_repro.models import summary  # noqa: E402
+
+PEERS = {"torch": "PyTorch eager, pretrainedmodels BNInception", "tf_slim": "TF-slim inception_v2"}
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
@@ -48,6 +57,9 @@ flags.DEFINE_integer(
     "steps_per_loop",
     1,
     "Training steps per compiled call (the trainer's lax.scan); times are per step.",
+)
+flags.DEFINE_multi_enum(
+    "peer", [], list(PEERS), "Also time BN-Inception at 224 px in this implementation."
 )
 
 
@@ -111,6 +123,29 @@ def main(argv: list[str]) -> None:
         f"process CPU time {statistics.median(cpu) / FLAGS.steps_per_loop:.4f} s/step "
         f"on {os.cpu_count()} cores; "
         f"load average {os.getloadavg()[0]:.1f} (above {os.cpu_count()}: the machine was shared)"
+    )
+    for peer in FLAGS.peer:
+        time_peer(peer, config, seconds)
+
+
+def time_peer(peer: str, config, our_seconds: float) -> None:
+    if (config.model, config.image_size) != ("inception", peer_nets.IMAGE_SIZE):
+        raise app.UsageError(
+            f"--peer={peer} times BN-Inception at 224 px; this run is {config.model!r} at "
+            f"{config.image_size} px: add --config.model=inception --config.image_size=224."
+        )
+    try:
+        step_seconds = getattr(peer_nets, f"{peer}_step_seconds")
+        version, seconds = step_seconds(config.batch_size, FLAGS.warmup, FLAGS.steps)
+    except ImportError as error:
+        raise app.UsageError(
+            f"--peer={peer} needs {error.name}, which is not installed: "
+            "pip install -r requirements.txt (or drop --peer)."
+        ) from error
+    print(
+        f"peer {PEERS[peer]} ({version}): {seconds:.4f} s/step, "
+        f"{config.batch_size / seconds:.1f} images/s; ours / theirs = "
+        f"{seconds / our_seconds:.2f}x"
     )
 
 

@@ -4,20 +4,22 @@
   graph, every variable (BN moving statistics included) set to random values, saved
   with a tf.compat.v1 Saver; returns the checkpoint prefix and its end points.
 * `pretrainedmodels_bninception`: ``BNInception`` from the pretrainedmodels 0.7.4
-  source distribution (installed with --no-deps by scripts/setup_env.sh), its module
-  file loaded by path because the package's __init__ imports torchvision and munch.
+  source distribution (installed with --no-deps by scripts/setup_env.sh).
+
+Both are loaded as `scripts/peer_nets.py` loads them for the speed comparison.
 
 Random moving statistics (mean ≠ 0, variance ≠ 1) make a mapping mistake show:
 zeros and ones would hide swapped statistics. Weights are He-scaled so activations
 stay in range through the 40 layers.
 """
 
-import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+from peer_nets import load_bninception_module, load_tf_slim  # noqa: E402
 
 # Our names of the layers whose outputs are compared besides the logits: the stem's
 # last convolution (before its max pool) and inception 4e.
@@ -36,20 +38,6 @@ def _random_value(name: str, shape: tuple, rng: np.random.Generator) -> np.ndarr
     if name.endswith("depthwise_weights"):
         fan_in = shape[0] * shape[1]
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
-
-
-def load_tf_slim():
-    """tf_slim's nets under TF 2.21: the Keras legacy layers it imports moved to tf_keras."""
-    import tf_keras
-
-    for name in ("legacy_tf_layers", "legacy_tf_layers.normalization"):
-        module = importlib.import_module(f"tf_keras.src.{name}")
-        sys.modules[f"tf_keras.{name}"] = module
-    del tf_keras
-    import tf_slim
-    from tf_slim.nets import inception_v2
-
-    return tf_slim, inception_v2
 
 
 def tfslim_inception_v2(directory: Path, images: np.ndarray, seed: int) -> tuple[str, dict]:
@@ -75,18 +63,6 @@ def tfslim_inception_v2(directory: Path, images: np.ndarray, seed: int) -> tuple
             fetches.update({ours: end_points[slim] for ours, slim in SLIM_END_POINTS.items()})
             outputs = session.run(fetches, {inputs: images})
     return prefix, outputs
-
-
-def load_bninception_module():
-    """pretrainedmodels/models/bninception.py of the installed distribution, by path."""
-    spec = importlib.util.find_spec("pretrainedmodels")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("pretrainedmodels is not installed")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / "bninception.py"
-    module_spec = importlib.util.spec_from_file_location("reference_bninception", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 def pretrainedmodels_bninception(path: Path, images_nhwc: np.ndarray, seed: int) -> dict:
