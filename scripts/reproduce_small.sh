@@ -4,7 +4,7 @@
 # Inception, BN-x5 and BN-x30) and the two rows without BN at ×5 and ×30, two at a
 # time, then writes runs/small/table2.md (with population-statistics checks) and
 # runs/small/figure2.png. 86 minutes measured on 2 quiet CPU cores; --quick: every
-# row, shorter, QUICK_MINUTES minutes (runs/small_quick). Stopped (SIGINT/SIGTERM), every run
+# row, shorter, 14 minutes (runs/small_quick). Stopped (SIGINT/SIGTERM), every run
 # checkpoints; running it again resumes unfinished runs and skips finished ones.
 # Arguments go to scripts/reproduce_small.py (--quick, --parallel=1, --only=NAME).
 set -euo pipefail
