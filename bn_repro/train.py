@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from bn_repro import checkpointing, data, metrics, models, perf, schedule
+from bn_repro import checkpointing, cpu_compiler_options, data, metrics, models, perf, schedule
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
 from bn_repro.console import say
 from bn_repro.divergence import check_finite
@@ -73,8 +73,13 @@ class Trainer:
             in_shardings=(self.replicated, self.stacked_batch),
             out_shardings=(self.replicated, self.replicated),
             donate_argnums=0,
+            compiler_options=cpu_compiler_options.for_steps(config),
         )
-        self.eval_step = jax.jit(eval_step, out_shardings=self.replicated)
+        self.eval_step = jax.jit(
+            eval_step,
+            out_shardings=self.replicated,
+            compiler_options=cpu_compiler_options.for_steps(config),
+        )
 
     def to_device(self, host_batch: Batch, stacked: bool = False) -> Batch:
         """This process's share of a global batch → one global array per key."""

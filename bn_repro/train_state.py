@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from bn_repro import cpu_compiler_options
 from bn_repro.batch_norm import BATCH_STATS
 from bn_repro.steps import TrainState
 
@@ -32,19 +33,16 @@ def create_optimizer(
     )
 
 
-INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
-
-
 def initial_variables(
     model: nn.Module, config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
 ) -> dict[str, Any]:
     """The model's initial ``params`` and ``batch_stats`` for ``config.seed``."""
     dummy = jnp.zeros((1, *image_shape), jnp.float32)
     # Compiled: running a deep network's initialisation op by op takes minutes on CPU.
-    # It runs once, so on CPU it is compiled without optimisation: the CPU-scale
-    # network's in 7 s instead of 40 s on one core, its values within a float32 ulp.
-    options = INIT_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    init = jax.jit(functools.partial(model.init, train=False), compiler_options=options)
+    init = jax.jit(
+        functools.partial(model.init, train=False),
+        compiler_options=cpu_compiler_options.for_initialisation(),
+    )
     return init(jax.random.key(config.seed), dummy)
 
 

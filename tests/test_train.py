@@ -1,5 +1,6 @@
 """The data-parallel trainer: cross-replica BN, resume, logs, errors."""
 
+import functools
 import json
 import re
 
@@ -7,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from bn_repro import checkpointing, data, event_logs, models, train
+from bn_repro import checkpointing, cpu_compiler_options, data, event_logs, models, steps, train
 from tests.helpers import assert_trees_equal, small_mnist_config
 
 
@@ -194,3 +195,27 @@ def test_init_from_takes_weights_and_statistics_with_a_fresh_optimizer(tmp_path,
     assert int(after.step) == 50
     assert_trees_equal(before.params, after.params)
     assert jax.tree.structure(after.opt_state) != jax.tree.structure(before.opt_state)
+
+
+def test_mlp_loop_is_compiled_without_ynnpack_and_computes_the_same(mnist_dataset):
+    """bn_repro/cpu_compiler_options.py on CPU: the MLP's loop has no YNNPACK fusion,
+    XLA's default compilation of the same loop has some, and both give the same steps."""
+    config = small_mnist_config()
+    trainer = train.Trainer(config, mnist_dataset, devices=jax.devices()[:1])
+    chunk = trainer.to_device(train.take_chunk(mnist_dataset.train_batches(0), 3), stacked=True)
+    default = jax.jit(
+        functools.partial(
+            steps.train_loop,
+            learning_rate_fn=trainer.learning_rate_fn,
+            dropout_key=jax.random.key(config.seed + 1),
+        )
+    )
+    assert "__ynn_fusion" not in trainer.train_loop.lower(trainer.state, chunk).compile().as_text()
+    assert "__ynn_fusion" in default.lower(trainer.state, chunk).compile().as_text()
+    expected, expected_metrics = jax.device_get(default(trainer.state, chunk))
+    state, metrics = jax.device_get(trainer.train_loop(trainer.state, chunk))
+    np.testing.assert_allclose(metrics["loss"], expected_metrics["loss"], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(expected.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    inception = small_mnist_config(model="inception")
+    assert cpu_compiler_options.for_steps(inception) is None
