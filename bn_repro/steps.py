@@ -82,9 +82,9 @@ def train_loop(
     """
     step = functools.partial(train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key)
     if jax.tree.leaves(batches)[0].shape[0] == 1:
-        # No loop for a single step: inside a scan, XLA's CPU convolution gradients
-        # ran up to 100x slower (measured on BN-Inception); conv nets use
-        # steps_per_loop=1 on CPU.
+        # No loop for a single step: inside a scan, XLA's own CPU convolution
+        # gradients ran up to 100x slower (measured on BN-Inception; the CPU
+        # matrix-product forms of bn_repro/models/conv.py do not have this problem).
         state, metrics = step(state, jax.tree.map(lambda x: x[0], batches))
         metrics = jax.tree.map(lambda x: jnp.asarray(x)[None], metrics)
     else:
