@@ -97,6 +97,7 @@ def _two_processes(name: str, logs: Path, workdir: Path, total_steps: int) -> li
                 f"--coordinator_address=127.0.0.1:{port}",
                 "--num_processes=2",
                 f"--process_id={i}",
+                "--verbosity=0",  # absl's INFO log, with the start-up line checked below
             ],
             devices=1,
         )
