@@ -1,10 +1,16 @@
 """Reading scalar curves back from the TensorBoard event files a run wrote."""
 
+import sys
 from pathlib import Path
 
-import numpy as np
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.util import tensor_util
+from bn_repro import console
+
+# TensorBoard's readers import TensorFlow when it is installed: without its banners.
+console.import_tensorflow_quietly(sys.argv)
+
+import numpy as np  # noqa: E402
+from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
+from tensorboard.util import tensor_util  # noqa: E402
 
 
 def read_scalars(workdir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
