@@ -28,6 +28,10 @@ RESUMABLE_CHANGES = frozenset(
         "total_steps",
         "eval_every_steps",
         "checkpoint_every_steps",
+        # The epoch keys the step keys above follow (bn_repro/schedule.py).
+        "total_epochs",
+        "eval_every_epochs",
+        "checkpoint_every_epochs",
         "log_every_steps",
         "keep_checkpoints",
         "steps_per_loop",

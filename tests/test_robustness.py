@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bn_repro import checkpointing, data, divergence, event_logs, train
+from configs import bn_x5
 from tests.helpers import assert_trees_equal, small_mnist_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,3 +179,18 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, flag, expected):
     assert result.returncode != 0
     assert expected in result.stderr
     assert "Traceback" not in result.stderr or "no_such_key" in flag
+
+
+def test_an_imagenet_run_can_be_extended_in_epochs(tmp_path):
+    """Epoch keys drive the step keys (bn_repro/schedule.py): changing how many epochs
+    to train, evaluate or checkpoint resumes; changing the recipe is still refused."""
+    checkpointing.check_and_record_config(bn_x5.get_config(), tmp_path)
+    longer = bn_x5.get_config()
+    longer.total_epochs *= 2
+    longer.eval_every_epochs = 1.0
+    longer.checkpoint_every_epochs = 0.5
+    assert longer.total_steps == 2 * bn_x5.get_config().total_steps  # the steps follow
+    checkpointing.check_and_record_config(longer, tmp_path)
+    longer.lr_decay_epochs *= 2
+    with pytest.raises(ValueError, match="lr_decay_epochs"):
+        checkpointing.check_and_record_config(longer, tmp_path)
