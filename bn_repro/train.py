@@ -64,6 +64,7 @@ class Trainer:
             create_train_state(self.model, config, variables, self.learning_rate_fn),
             self.replicated,
         )
+        options = cpu_compiler_options.for_steps(config)
         self.train_loop = jax.jit(
             functools.partial(
                 train_loop,
@@ -73,13 +74,9 @@ class Trainer:
             in_shardings=(self.replicated, self.stacked_batch),
             out_shardings=(self.replicated, self.replicated),
             donate_argnums=0,
-            compiler_options=cpu_compiler_options.for_steps(config),
+            compiler_options=options,
         )
-        self.eval_step = jax.jit(
-            eval_step,
-            out_shardings=self.replicated,
-            compiler_options=cpu_compiler_options.for_steps(config),
-        )
+        self.eval_step = jax.jit(eval_step, out_shardings=self.replicated, compiler_options=options)
 
     def to_device(self, host_batch: Batch, stacked: bool = False) -> Batch:
         """This process's share of a global batch → one global array per key."""
