@@ -12,9 +12,10 @@ The geometry is `crop_windows`, plain integers in numpy. For inputs other than 2
 Fashion-MNIST model is evaluated at shorter sides 32/36/40/44 with 28-pixel crops.
 
 `multicrop` cuts the windows out of a batch of same-sized images with TensorFlow
-(bilinear resizing, as in bn_repro/data/imagenet.py). `eval_batches` yields a
-dataset's evaluation split with a crops axis: (images, 144, size, size, channels),
-with the same labels, padding and mask as the dataset's own ``eval_batches()``.
+(bilinear resizing, as in bn_repro/data/inception_preprocessing.py). `eval_batches`
+yields a dataset's evaluation split with a crops axis: (images, 144, size, size,
+channels), with the same labels, padding and mask as the dataset's own
+``eval_batches()``.
 """
 
 import functools
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from bn_repro.data import imagenet
+from bn_repro.data import imagenet, inception_preprocessing
 from bn_repro.data.in_memory import InMemoryDataset
 
 Batch = dict[str, np.ndarray]
@@ -161,7 +162,9 @@ def _imagenet_batches(dataset: imagenet.ImageNet, images_per_batch: int) -> Iter
         jpeg, label = dataset.parse(record)
         image = tf.io.decode_jpeg(jpeg, channels=3)
         crops = multicrop(image[None], size, shorter_sides(size))[0]
-        crops = imagenet.to_input_range(crops * (2 / 255.0) - 1.0, dataset.input_range)
+        crops = inception_preprocessing.to_input_range(
+            crops * (2 / 255.0) - 1.0, dataset.input_range
+        )
         return {"image": crops, "label": label, "mask": tf.constant(True)}
 
     files = dataset._eval
