@@ -5,9 +5,11 @@ point ``config.data_dir`` at the TFDS data directory (empty: TFDS's default).
 
 Each image goes through `bn_repro.data.inception_preprocessing` (the crops and
 distortions, ``input_range`` and ``eval_crop``). All of the validation split is
-evaluated, the last batch padded and masked, so every image counts exactly once.
-``label_offset`` (configs/pretrained_*.py) is 1 for TF-slim's 1001 classes, whose
-class 0 is "background": label l of the 1000 ImageNet classes becomes l + 1.
+evaluated, the last batch padded and masked, so every image counts exactly once;
+`ImageNet.map_eval` runs that pipeline with another per-image function (the 144
+crops of `bn_repro.data.multicrop`). ``label_offset`` (configs/pretrained_*.py) is 1
+for TF-slim's 1001 classes, whose class 0 is "background": label l of the 1000
+ImageNet classes becomes l + 1.
 
 Data order. Process p of P reads only the files p, p+P, p+2P, ... of each split
 (``jax.process_index()``, ``jax.process_count()``); every process needs at least one
@@ -33,8 +35,9 @@ size and time). Changing the number of processes changes the data order.
 """
 
 import dataclasses
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
@@ -242,16 +245,36 @@ class ImageNet:
 
     def eval_batches(self) -> Iterator[Batch]:
         """This process's share of the whole validation split once, padded and masked."""
+        central = functools.partial(
+            preprocessing.eval_preprocess, image_size=self.image_size, eval_crop=self.eval_crop
+        )
+        return self.map_eval(central, self.image_shape, self.local_eval_batch_size)
+
+    def map_eval(
+        self,
+        preprocess: Callable[[tf.Tensor], tf.Tensor],
+        image_shape: tuple[int, ...],
+        images_per_batch: int,
+    ) -> Iterator[Batch]:
+        """`eval_batches` with ``preprocess`` (encoded JPEG → [-1, 1] RGB float32 of
+        ``image_shape``, then mapped to ``input_range``) in place of the central crop:
+        the same labels, zero-image padding and mask, in batches of ``images_per_batch``
+        (a divisor of ``local_eval_batch_size``, so the padding fills whole batches).
+        """
+        if self.local_eval_batch_size % images_per_batch:
+            raise ValueError(
+                f"images_per_batch={images_per_batch} must divide this process's eval batch of "
+                f"{self.local_eval_batch_size} images."
+            )
 
         def example(record: tf.Tensor) -> dict[str, tf.Tensor]:
             jpeg, label = self.parse(record)
-            image = preprocessing.eval_preprocess(jpeg, self.image_size, self.eval_crop)
-            image = preprocessing.to_input_range(image, self.input_range)
+            image = preprocessing.to_input_range(preprocess(jpeg), self.input_range)
             return {"image": image, "label": label, "mask": tf.constant(True)}
 
         padding = self.num_eval_batches * self.local_eval_batch_size - self._eval.num_examples
         blank = {
-            "image": tf.zeros(self.image_shape, tf.float32),
+            "image": tf.zeros(image_shape, tf.float32),
             "label": tf.constant(0, tf.int32),
             "mask": tf.constant(False),
         }
@@ -259,7 +282,7 @@ class ImageNet:
             tf.data.TFRecordDataset(self._eval.paths, num_parallel_reads=tf.data.AUTOTUNE)
             .map(example, num_parallel_calls=tf.data.AUTOTUNE)
             .concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
-            .batch(self.local_eval_batch_size, drop_remainder=True)
+            .batch(images_per_batch, drop_remainder=True)
             .prefetch(2)
             .with_options(_options())
         )

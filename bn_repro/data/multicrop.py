@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from bn_repro.data import imagenet, inception_preprocessing
+from bn_repro.data import imagenet
 from bn_repro.data.in_memory import InMemoryDataset
 
 Batch = dict[str, np.ndarray]
@@ -145,44 +145,17 @@ def _in_memory_batches(
 
 
 def _imagenet_batches(dataset: imagenet.ImageNet, images_per_batch: int) -> Iterator[Batch]:
-    """ImageNet validation images decoded whole, cropped 144 times, scaled to [-1, 1]
-    and then to the dataset's ``input_range``.
-
-    Uses the dataset's files, record parser, padding and tf.data options, so images,
-    labels and the mask line up with ``ImageNet.eval_batches()``.
+    """ImageNet validation images decoded whole, cropped 144 times and scaled to [-1, 1],
+    through the dataset's own evaluation pipeline (`ImageNet.map_eval`): the labels,
+    padding, mask and ``input_range`` line up with ``ImageNet.eval_batches()``.
     """
-    if dataset.local_eval_batch_size % images_per_batch:
-        raise ValueError(
-            f"images_per_batch={images_per_batch} must divide this process's eval batch of "
-            f"{dataset.local_eval_batch_size} images."
-        )
     size = dataset.image_size
 
-    def example(record: tf.Tensor) -> dict[str, tf.Tensor]:
-        jpeg, label = dataset.parse(record)
+    def crops(jpeg: tf.Tensor) -> tf.Tensor:
         image = tf.io.decode_jpeg(jpeg, channels=3)
-        crops = multicrop(image[None], size, shorter_sides(size))[0]
-        crops = inception_preprocessing.to_input_range(
-            crops * (2 / 255.0) - 1.0, dataset.input_range
-        )
-        return {"image": crops, "label": label, "mask": tf.constant(True)}
+        return multicrop(image[None], size, shorter_sides(size))[0] * (2 / 255.0) - 1.0
 
-    files = dataset._eval
-    padding = dataset.num_eval_batches * dataset.local_eval_batch_size - files.num_examples
-    blank = {
-        "image": tf.zeros((NUM_CROPS, size, size, 3), tf.float32),
-        "label": tf.constant(0, tf.int32),
-        "mask": tf.constant(False),
-    }
-    batches = (
-        tf.data.TFRecordDataset(files.paths)
-        .map(example, num_parallel_calls=tf.data.AUTOTUNE)
-        .concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
-        .batch(images_per_batch, drop_remainder=True)
-        .prefetch(2)
-        .with_options(imagenet._options())
-    )
-    yield from batches.as_numpy_iterator()
+    return dataset.map_eval(crops, (NUM_CROPS, size, size, 3), images_per_batch)
 
 
 def eval_batches(
