@@ -1,5 +1,6 @@
-"""What one compiled call computes: the train state, a training step, a loop of steps
-and an evaluation step. bn_repro/train.py runs them; this module has no loop of its own.
+"""What one compiled call computes: a training step, a loop of steps and an evaluation
+step, on the train state of bn_repro/train_state.py. bn_repro/train.py runs them; this
+module has no loop of its own.
 """
 
 import functools
@@ -9,15 +10,11 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import traverse_util
-from flax.training import train_state
 
 from bn_repro.batch_norm import BATCH_STATS
+from bn_repro.train_state import TrainState
 
 Batch = dict[str, Any]
-
-
-class TrainState(train_state.TrainState):
-    batch_stats: Any = None
 
 
 def to_model_input(images: jax.Array) -> jax.Array:
