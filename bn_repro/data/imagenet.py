@@ -63,6 +63,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from bn_repro.console import hide_gpus_from_tensorflow
 from bn_repro.data import SKIPPED_IMAGES
 
 Batch = dict[str, np.ndarray]
@@ -97,11 +98,7 @@ _KEEP_LUMA = _rgb_map(np.diag([1.0, 0.0, 0.0]))
 _KEEP_CHROMA = _rgb_map(np.diag([0.0, 1.0, 1.0]))
 _TURN_CHROMA = _rgb_map(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]))
 
-# TensorFlow must never claim accelerator memory: JAX owns the devices.
-try:
-    tf.config.set_visible_devices([], "GPU")
-except RuntimeError:  # TensorFlow already initialised its devices (e.g. in a test).
-    pass
+hide_gpus_from_tensorflow()
 
 _FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),
