@@ -174,6 +174,15 @@ def test_create_dataset_keeps_the_first_of_each_class(key, size, split):
         create_dataset(config)
 
 
+def test_create_dataset_refuses_a_config_with_other_classes():
+    config = small_mnist_config()
+    config.num_classes = 1000
+    with pytest.raises(
+        ValueError, match="has 10 classes but config.num_classes=1000; set --config.num_classes=10"
+    ):
+        create_dataset(config)
+
+
 def test_imagenet_refuses_a_subset():
     config = imagenet_common.get_config()
     config.eval_examples = 1_000
