@@ -99,7 +99,7 @@ Choices where the paper is silent (the same in every row):
 import ml_collections
 
 from bn_repro import schedule
-from configs import default
+from bn_repro.configs import default
 
 NUM_TRAIN = 1_281_167  # ILSVRC2012 training images
 REPLICAS = 50

@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
+from bn_repro.configs import imagenet_common
 from bn_repro.data import create_dataset, mnist
 from bn_repro.data.in_memory import InMemoryDataset, Split, class_balanced_subset
-from configs import imagenet_common
 from tests.helpers import small_mnist_config
 
 # Label counts of the official MNIST test set (LeCun et al.), digits 0-9.

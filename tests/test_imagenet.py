@@ -24,8 +24,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from bn_repro import event_logs
-from bn_repro.data import imagenet
-from configs import (
+from bn_repro.configs import (
     bn_baseline,
     bn_x5,
     bn_x5_sigmoid,
@@ -34,6 +33,7 @@ from configs import (
     inception,
     inception_sigmoid,
 )
+from bn_repro.data import imagenet
 
 REPO = Path(__file__).resolve().parents[1]
 CLASS_INDICES = (0, 417, 999)  # positions in TFDS's labels.txt: the first, a middle, the last
