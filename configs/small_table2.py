@@ -81,7 +81,7 @@ import importlib
 
 import ml_collections
 
-from configs import imagenet_common, inception
+from bn_repro.configs import imagenet_common, inception
 
 ROWS = ("inception", "bn_baseline", "bn_x5", "bn_x30", "bn_x5_sigmoid", "inception_sigmoid")
 # "BN enables higher learning rates": the BN-x rows' recipes with BN removed.
@@ -129,7 +129,7 @@ def _parse(arg: str) -> tuple[str, bool]:
 
 def _imagenet_config(row: str) -> ml_collections.ConfigDict:
     base = WITHOUT_BN.get(row, "inception" if row == CALIBRATION else row)
-    config = importlib.import_module(f"configs.{base}").get_config()
+    config = importlib.import_module(f"bn_repro.configs.{base}").get_config()
     if config.dataset != imagenet_common.get_config().dataset:
         raise ValueError(f"configs/{base}.py is not an ImageNet Table-2 row.")
     if row in WITHOUT_BN:

@@ -25,9 +25,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from bn_repro import event_logs
-from bn_repro.data import imagenet
-from bn_repro.data import inception_preprocessing as preprocessing
-from configs import (
+from bn_repro.configs import (
     bn_baseline,
     bn_x5,
     bn_x5_sigmoid,
@@ -36,6 +34,8 @@ from configs import (
     inception,
     inception_sigmoid,
 )
+from bn_repro.data import imagenet
+from bn_repro.data import inception_preprocessing as preprocessing
 
 REPO = Path(__file__).resolve().parents[1]
 CLASS_INDICES = (0, 417, 999)  # positions in TFDS's labels.txt: the first, a middle, the last

@@ -18,10 +18,10 @@ import pytest
 
 from bn_repro import models
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS, BatchNorm
+from bn_repro.configs import default
 from bn_repro.models import inception
 from bn_repro.models import summary as model_summary
 from bn_repro.models.conv import Conv
-from configs import default
 from tests.helpers import assert_close_f32
 
 # Figure 5 as printed: #1×1, #3×3 reduce, #3×3, double #3×3 reduce, double #3×3,

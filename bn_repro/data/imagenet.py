@@ -45,6 +45,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from bn_repro.console import hide_gpus_from_tensorflow
 from bn_repro.data import SKIPPED_IMAGES
 from bn_repro.data import inception_preprocessing as preprocessing
 
@@ -53,11 +54,7 @@ Batch = dict[str, np.ndarray]
 NAME = "imagenet2012"
 NUM_CLASSES = 1000
 
-# TensorFlow must never claim accelerator memory: JAX owns the devices.
-try:
-    tf.config.set_visible_devices([], "GPU")
-except RuntimeError:  # TensorFlow already initialised its devices (e.g. in a test).
-    pass
+hide_gpus_from_tensorflow()
 
 _FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),
