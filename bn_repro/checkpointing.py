@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from bn_repro import distributed
 from bn_repro.console import say
 
 CONFIG_FILE = "config.json"
@@ -114,7 +115,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
             state, error = None, exception
         # All processes must resume from the same step, even if only one of them
         # found its part of the checkpoint damaged.
-        if _all_processes_agree(error is None):
+        if distributed.all_processes(error is None):
             return state
         damaged = Path(manager.directory).parent / "damaged_checkpoints" / str(step)
         reason = f"{type(error).__name__}: {str(error)[:200]}" if error else "damaged elsewhere"
@@ -134,12 +135,6 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
             "move the directory away to start afresh."
         )
     return target
-
-
-def _all_processes_agree(local_ok: bool) -> bool:
-    if jax.process_count() == 1:
-        return local_ok
-    return bool(np.all(multihost_utils.process_allgather(np.array(local_ok))))
 
 
 def ensure_writable(workdir: Path) -> None:
