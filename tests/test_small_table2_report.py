@@ -1,13 +1,12 @@
-"""scripts/small_table2_report.py on event files with known curves, and its pure parts."""
+"""The CPU-scale Table 2's report on event files with known curves, and its pure parts."""
 
 import numpy as np
 import pytest
 from clu import metric_writers
 
+from bn_repro.experiments import small_table2
+from bn_repro.experiments.small_table2_report import report
 from bn_repro.configs import small_table2 as plan
-from tests.test_reports import load_script
-
-report = load_script("small_table2_report")
 
 INCEPTION = [0.50, 0.60, 0.70, 0.75, 0.80, 0.83, 0.86, 0.86, 0.86, 0.86, 0.86, 0.86]
 FAST = [0.70, 0.80, 0.85, 0.86, 0.87, 0.87]  # BN-x: every 100 steps
@@ -31,7 +30,7 @@ def runs(tmp_path_factory):
     for rate in plan.CALIBRATION_RATES:
         for seed in plan.CALIBRATION_SEEDS:
             final = finals[seed].get(rate)
-            workdir = root / report.calibration_name(rate, seed)
+            workdir = root / small_table2.calibration_name(rate, seed)
             if final is None:
                 workdir.mkdir()
                 message = "Training diverged: the loss is nan at step 37.\n"
@@ -40,7 +39,7 @@ def runs(tmp_path_factory):
             write_curve(workdir, [200, 400, 600, 800, 1000], [0.5, 0.6, final, final, final])
     for row in (*plan.ROWS, *plan.WITHOUT_BN):
         for seed in plan.SEEDS.get(row, (0,)):
-            workdir = root / report.run_name(row, seed)
+            workdir = root / small_table2.run_name(row, seed)
             if row in ("inception", "bn_baseline"):
                 write_curve(workdir, range(1000, 12001, 1000), INCEPTION)
             elif row in ("inception_sigmoid", "nobn_x30"):
@@ -55,7 +54,7 @@ def runs(tmp_path_factory):
 
 
 def test_report_tables(runs):
-    text = report.report(runs, population=False)
+    text = report(runs, population=False)
     # Calibration, mean over seeds: best 0.835 (0.02); 0.04 at (0.826 + 0.80) / 2 = 0.813
     # is 2.2 pt below, so the largest within 1 pt is 0.02 (seed 0 alone would pick 0.04);
     # 0.08 diverged for one seed, which rules it out.
@@ -89,7 +88,7 @@ def test_report_tables(runs):
 def test_plateau_test_catches_a_rising_curve():
     steps = np.arange(1, 13) * 1000
     rising = np.linspace(0.5, 0.9, 12)
-    result = report.plateau(steps, rising)
+    result = small_table2.plateau(steps, rising)
     assert not result["passes"] and result["gain"] == pytest.approx(3 * 0.4 / 11)
 
 
@@ -106,12 +105,12 @@ def test_population_crossing_searches_both_ways():
         return at
 
     earlier = dict(zip(steps.tolist(), [0.6, 0.86, 0.9, 0.9, 0.9], strict=True))
-    assert report.population_crossing(accuracy_at(earlier), steps, ema, 0.85) == 200
+    assert small_table2.population_crossing(accuracy_at(earlier), steps, ema, 0.85) == 200
     assert set(asked) == {100, 200, 300}
     later = dict(zip(steps.tolist(), [0.6, 0.7, 0.8, 0.84, 0.86], strict=True))
-    assert report.population_crossing(accuracy_at(later), steps, ema, 0.85) == 500
+    assert small_table2.population_crossing(accuracy_at(later), steps, ema, 0.85) == 500
     never = dict(zip(steps.tolist(), [0.6, 0.7, 0.8, 0.8, 0.8], strict=True))
-    assert report.population_crossing(accuracy_at(never), steps, ema, 0.85) is None
+    assert small_table2.population_crossing(accuracy_at(never), steps, ema, 0.85) is None
 
 
 def test_ceiling_falls_back_to_a_target_every_inception_seed_reached(runs, tmp_path):
@@ -120,10 +119,10 @@ def test_ceiling_falls_back_to_a_target_every_inception_seed_reached(runs, tmp_p
 
     shutil.copytree(runs, tmp_path / "runs")
     lower = [min(v, 0.85) for v in INCEPTION]
-    seed1 = tmp_path / "runs" / report.run_name("inception", 1)
+    seed1 = tmp_path / "runs" / small_table2.run_name("inception", 1)
     shutil.rmtree(seed1)
     write_curve(seed1, range(1000, 12001, 1000), lower)
-    text = report.report(tmp_path / "runs", population=False)
+    text = report(tmp_path / "runs", population=False)
     assert "A* = 85.50%" in text
     assert "| Inception | 1 | never | 7,000 | 7,000 | 7,000 | — |" in text
     # At A*−0.5 = 85.0%: Inception 7,000 and 7,000; BN-x5 300 and 400 (its 0.85 evaluations).
