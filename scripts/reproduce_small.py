@@ -28,9 +28,9 @@ from pathlib import Path
 
 from plot_curves import plot
 
+from bn_repro.configs import small_table2 as plan
 from bn_repro.experiments import runner, small_table2
 from bn_repro.experiments.small_table2_report import report
-from bn_repro.configs import small_table2 as plan
 
 
 def main() -> None:

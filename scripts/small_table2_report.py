@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from bn_repro.configs import small_table2 as plan
 from bn_repro.experiments import small_table2
 from bn_repro.experiments.small_table2_report import report
-from bn_repro.configs import small_table2 as plan
 
 
 def main() -> None:

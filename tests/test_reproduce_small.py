@@ -1,7 +1,7 @@
 """The CPU-scale Table 2's job list and the job runner, with real subprocesses."""
 
-from bn_repro.experiments import runner, small_table2
 from bn_repro.configs import small_table2 as plan
+from bn_repro.experiments import runner, small_table2
 
 
 def test_population_checks_wait_for_their_run_and_both_inception_seeds(tmp_path):

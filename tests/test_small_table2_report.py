@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from clu import metric_writers
 
+from bn_repro.configs import small_table2 as plan
 from bn_repro.experiments import small_table2
 from bn_repro.experiments.small_table2_report import report
-from bn_repro.configs import small_table2 as plan
 
 INCEPTION = [0.50, 0.60, 0.70, 0.75, 0.80, 0.83, 0.86, 0.86, 0.86, 0.86, 0.86, 0.86]
 FAST = [0.70, 0.80, 0.85, 0.86, 0.87, 0.87]  # BN-x: every 100 steps

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bn_repro.configs import small_table2 as plan
 from bn_repro.event_logs import first_step_reaching
 from bn_repro.experiments import small_table2 as table2
 from bn_repro.experiments.runner import diverged
-from bn_repro.configs import small_table2 as plan
 
 Curves = dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]  # (row, seed) → curve
 # (row, seed, target) → steps to it with moving-average and with population statistics
