@@ -42,6 +42,7 @@ RESUMABLE_CHANGES = frozenset(
         "skip_nonfinite_steps",
         "peak_flops",
         "profile_steps",
+        "conv_impl",  # the same sums computed in another form (bn_repro/models/conv.py)
     }
 )
 # Keys added to the config after some workdirs were recorded, with the value those
@@ -49,6 +50,8 @@ RESUMABLE_CHANGES = frozenset(
 # that value. Dotted keys are nested ("bn.use_scale" is config.bn.use_scale).
 KEYS_ADDED_LATER = {
     "dtype": "float32",
+    "matmul_precision": "default",
+    "conv_impl": "auto",
     "train_examples": 0,
     "eval_examples": 0,
     # The published weights' network variants (bn_repro/models/inception_config.py).

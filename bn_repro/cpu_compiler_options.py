@@ -1,13 +1,13 @@
 """XLA:CPU compiler options, apart from the mathematics they compile.
 
 Each was kept because it measured faster (docs/measurements.md, with the commands)
-and applies only when JAX runs on CPU: on GPU and TPU every function gets None,
-XLA's defaults.
+and applies only to programs compiled for a CPU target: for "tpu", "cuda" or any
+other platform every function gets None, XLA's defaults. The platform is the one the
+program is compiled for (bn_repro/platforms.py), not the machine this runs on.
 """
 
 from typing import Any
 
-import jax
 import ml_collections
 
 # Initialisation runs once: unoptimised, it compiles several times faster, and its
@@ -19,14 +19,10 @@ INITIALISATION = {"xla_backend_optimization_level": 0}
 NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
-def _on_cpu() -> bool:
-    return jax.default_backend() == "cpu"
+def for_initialisation(platform: str) -> dict[str, Any] | None:
+    return INITIALISATION if platform == "cpu" else None
 
 
-def for_initialisation() -> dict[str, Any] | None:
-    return INITIALISATION if _on_cpu() else None
-
-
-def for_steps(config: ml_collections.ConfigDict) -> dict[str, Any] | None:
+def for_steps(config: ml_collections.ConfigDict, platform: str) -> dict[str, Any] | None:
     """Options for the training loop and the evaluation step of ``config.model``."""
-    return NO_YNNPACK if _on_cpu() and config.model == "mlp" else None
+    return NO_YNNPACK if platform == "cpu" and config.model == "mlp" else None

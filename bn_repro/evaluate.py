@@ -40,7 +40,7 @@ from absl import app, flags, logging
 from clu import metric_writers
 from ml_collections import config_flags
 
-from bn_repro import checkpointing, data, train
+from bn_repro import checkpointing, data, platforms, train
 from bn_repro.batch_norm import BATCH_STATS, population_statistics
 from bn_repro.console import say
 from bn_repro.data import multicrop
@@ -140,7 +140,7 @@ def predict(
 
     Each batch's 'image' is (images, crops, H, W, C).
     """
-    step = jax.jit(_log_probabilities, out_shardings=trainer.replicated)
+    step = platforms.jit(_log_probabilities, trainer.config, out_shardings=trainer.replicated)
     log_probs, labels = [], []
     for host_batch in batches:
         out = jax.device_get(step(state, trainer.to_device(host_batch)))

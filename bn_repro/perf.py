@@ -12,8 +12,9 @@ into the ``perf/*`` TensorBoard scalars:
   cores or input workers would speed it up);
 * ``perf/mfu``: model FLOPs per second over the devices' peak, when the peak is known
   (`PEAK_FLOPS` by ``jax.Device.device_kind``, or ``config.peak_flops``). Model FLOPs
-  of a step are XLA's cost analysis of the lowered (not yet optimised) one-step
-  program: forward, backward and update of the global batch.
+  of a step (forward, backward and update of the global batch) are XLA's cost analysis
+  of the one-step program, lowered or, on TPU and GPU, compiled; or 3 × 2 × the
+  forward multiply-accumulates where XLA has no analysis (`flops_and_peak`).
 """
 
 import contextlib
@@ -24,8 +25,11 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
+from bn_repro.batch_norm import BATCH_STATS
 from bn_repro.data import SKIPPED_IMAGES
+from bn_repro.models import summary
 
 # Peak dense bfloat16 FLOP/s of one JAX device (one chip on these kinds), from the
 # vendors' specification pages (which, and when: docs/measurements.md). MFU against
@@ -56,21 +60,36 @@ def device_peak_flops(config: ml_collections.ConfigDict, device: jax.Device) -> 
 
 def flops_and_peak(
     config: ml_collections.ConfigDict,
+    model: Any,
     train_loop: Any,
     state: Any,
     host_chunk: dict[str, np.ndarray],
-    sharding: jax.sharding.Sharding,
+    sharding: jax.sharding.NamedSharding,
 ) -> tuple[float | None, float | None]:
     """Model FLOPs of one global step and the peak FLOP/s of all devices, for perf/mfu.
 
     Both None when the devices' peak is unknown (e.g. on CPU without
-    --config.peak_flops): the FLOPs are then not counted at all.
+    --config.peak_flops): the FLOPs are then not counted at all. With a known peak,
+    the FLOPs come from XLA's cost analysis (`train_step_flops`) or, where the backend
+    has none, from the layer shapes (`analytic_train_step_flops`); a warning if
+    neither gives a count, since perf/mfu is then missing.
     """
-    peak = device_peak_flops(config, jax.devices()[0])
+    devices = sharding.mesh.devices.flat
+    peak = device_peak_flops(config, devices[0])
     if peak is None:
         return None, None
     flops = train_step_flops(train_loop, state, host_chunk, config.batch_size, sharding)
-    return flops, peak * jax.device_count()
+    if flops is None:
+        image_shape = host_chunk["image"].shape[2:]
+        flops = analytic_train_step_flops(model, state, image_shape, config.batch_size)
+    if not flops:
+        logging.warning(
+            "perf/mfu will not be written: the peak of %s is known but the FLOPs of a "
+            "step are not (no cost analysis, no kernels to count).",
+            devices[0].device_kind,
+        )
+        return None, None
+    return flops, peak * sharding.mesh.size
 
 
 def train_step_flops(
@@ -78,21 +97,37 @@ def train_step_flops(
     state: Any,
     host_chunk: dict[str, np.ndarray],
     batch_size: int,
-    sharding: jax.sharding.Sharding,
+    sharding: jax.sharding.NamedSharding,
 ) -> float | None:
     """Model FLOPs of one global training step: XLA's cost analysis of ``train_loop``
-    (the jitted loop of bn_repro/steps.py) lowered for one step of ``batch_size``.
+    (the jitted loop of bn_repro/compiled_steps.py) for one step of ``batch_size``.
 
-    Lowering traces the model once more but compiles nothing. None if the backend
-    has no cost analysis.
+    The lowered program's analysis is global and needs no compilation, but plugin
+    backends (TPU, GPU) return None for it; there the one-step program is compiled and
+    its analysis, which is per device, is multiplied by the mesh's devices. None if
+    neither is available.
     """
     one_step = {
         key: jax.ShapeDtypeStruct((1, batch_size, *x.shape[2:]), x.dtype, sharding=sharding)
         for key, x in host_chunk.items()
         if key != SKIPPED_IMAGES
     }
-    flops = (train_loop.lower(state, one_step).cost_analysis() or {}).get("flops")
-    return float(flops) if flops else None
+    lowered = train_loop.lower(state, one_step)
+    flops = (lowered.cost_analysis() or {}).get("flops")
+    if flops:
+        return float(flops)
+    flops = (lowered.compile().cost_analysis() or {}).get("flops")
+    return float(flops) * sharding.mesh.size if flops else None
+
+
+def analytic_train_step_flops(
+    model: Any, state: Any, image_shape: tuple[int, ...], batch_size: int
+) -> float:
+    """3 × 2 × the forward multiply-accumulates of ``batch_size`` images: a multiply-add
+    is 2 FLOPs, and the backward pass (input and weight gradients) costs twice the
+    forward. Layers without kernels (BN, pooling) and the update are left out."""
+    variables = {"params": state.params, BATCH_STATS: state.batch_stats}
+    return 3.0 * 2.0 * summary.forward_macs(model, variables, image_shape) * batch_size
 
 
 class PerfWindow:

@@ -1,15 +1,13 @@
 """Data-parallel training: `train_and_evaluate(config, workdir)`.
 
 The global batch is sharded over a one-axis device mesh ("data") and the train state
-is replicated. Under `jax.jit` a mean over the batch axis is a mean over the global
-batch, so BN's statistics are cross-replica without any extra code. Several steps run
+is replicated (bn_repro/compiled_steps.py builds the jitted steps). Several steps run
 per compiled call (a `lax.scan` over a stack of batches, bn_repro/steps.py) so that
 small models are not bound by Python dispatch. What the run reports is in
 bn_repro/metrics.py, the profiler window in bn_repro/profiling.py.
 """
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,17 +16,16 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from bn_repro import (
     checkpointing,
-    cpu_compiler_options,
+    compiled_steps,
     data,
     distributed,
     metrics,
     models,
     perf,
+    platforms,
     schedule,
 )
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
@@ -36,7 +33,7 @@ from bn_repro.console import say
 from bn_repro.divergence import check_finite
 from bn_repro.preemption import StopRequest
 from bn_repro.profiling import Profiler
-from bn_repro.steps import Batch, eval_step, to_model_input, train_loop
+from bn_repro.steps import Batch, to_model_input
 from bn_repro.train_state import TrainState, create_train_state, initial_variables
 
 PERCENTILES = (15, 50, 85)
@@ -50,7 +47,10 @@ class Trainer:
         config: ml_collections.ConfigDict,
         dataset: Any,
         devices: list[jax.Device] | None = None,
+        platform: str | None = None,
     ):
+        """``platform``: the target the steps are built for; None: the platform of
+        ``devices`` (bn_repro/platforms.py), never the machine's default backend."""
         self.config = config
         devices = jax.devices() if devices is None else devices
         num_devices = len(devices)
@@ -59,33 +59,24 @@ class Trainer:
                 f"batch_size={config.batch_size} is not divisible by the {num_devices} "
                 f"devices; use a multiple of {num_devices}."
             )
-        self.mesh = jax.make_mesh(
-            (num_devices,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices
-        )
-        self.replicated = NamedSharding(self.mesh, P())
-        self.stacked_batch = NamedSharding(self.mesh, P(None, "data"))
-        self.batch = NamedSharding(self.mesh, P("data"))
+        self.platform = platform or platforms.platform_of(devices)
+        say(platforms.describe(config, self.platform, num_devices))
+        layout = compiled_steps.data_layout(devices)
+        self.mesh, self.replicated = layout.mesh, layout.replicated
+        self.stacked_batch, self.batch = layout.stacked_batch, layout.batch
 
-        self.model = models.create_model(config)
+        self.model = models.create_model(config, self.platform)
         self.learning_rate_fn = schedule.create_learning_rate_fn(config)
-        variables = initial_variables(self.model, config, dataset.image_shape)
+        variables = initial_variables(
+            self.model, config, dataset.image_shape, platforms.platform_of(devices)
+        )
         self.state = jax.device_put(
             create_train_state(self.model, config, variables, self.learning_rate_fn),
             self.replicated,
         )
-        options = cpu_compiler_options.for_steps(config)
-        self.train_loop = jax.jit(
-            functools.partial(
-                train_loop,
-                learning_rate_fn=self.learning_rate_fn,
-                dropout_key=jax.random.key(config.seed + 1),
-            ),
-            in_shardings=(self.replicated, self.stacked_batch),
-            out_shardings=(self.replicated, self.replicated),
-            donate_argnums=0,
-            compiler_options=options,
+        self.train_loop, self.eval_step = compiled_steps.jit_steps(
+            config, layout, self.platform, self.learning_rate_fn
         )
-        self.eval_step = jax.jit(eval_step, out_shardings=self.replicated, compiler_options=options)
 
     def to_device(self, host_batch: Batch, stacked: bool = False) -> Batch:
         """This process's share of a global batch → one global array per key."""
@@ -116,7 +107,6 @@ class Trainer:
     def batch_moments_fn(self, state: TrainState) -> Callable[[Batch], Any]:
         """For Algorithm 2: a function from a host batch to its BN ``batch_moments``."""
 
-        @jax.jit
         def moments(state: TrainState, batch: Batch) -> Any:
             _, collections = state.apply_fn(
                 {"params": state.params, BATCH_STATS: state.batch_stats},
@@ -127,7 +117,8 @@ class Trainer:
             )
             return collections[BATCH_MOMENTS]
 
-        return lambda host_batch: moments(state, self.to_device(host_batch))
+        jitted = platforms.jit(moments, self.config)
+        return lambda host_batch: jitted(state, self.to_device(host_batch))
 
 
 def _chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
@@ -193,7 +184,7 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
     chunks = _host_chunks(dataset.train_batches(start_step), start_step, config)
     first_chunk = next(chunks)
     flops, peak = perf.flops_and_peak(
-        config, trainer.train_loop, state, first_chunk[2], trainer.stacked_batch
+        config, trainer.model, trainer.train_loop, state, first_chunk[2], trainer.stacked_batch
     )
     report = metrics.RunReport(config, workdir, start_step, flops, peak)
     profiler = Profiler(config.profile_steps, workdir, start_step)

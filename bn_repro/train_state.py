@@ -40,15 +40,18 @@ def create_optimizer(
 
 
 def initial_variables(
-    model: nn.Module, config: ml_collections.ConfigDict, image_shape: tuple[int, ...]
+    model: nn.Module,
+    config: ml_collections.ConfigDict,
+    image_shape: tuple[int, ...],
+    platform: str | None,
 ) -> dict[str, Any]:
-    """The model's initial ``params`` and ``batch_stats`` for ``config.seed``."""
+    """The model's initial ``params`` and ``batch_stats`` for ``config.seed``, compiled
+    for the devices of ``platform``; None when traced inside another function (under
+    `jax.eval_shape` or an outer jit, where compiler options are refused)."""
     dummy = jnp.zeros((1, *image_shape), jnp.float32)
     # Compiled: running a deep network's initialisation op by op takes minutes on CPU.
-    init = jax.jit(
-        functools.partial(model.init, train=False),
-        compiler_options=cpu_compiler_options.for_initialisation(),
-    )
+    options = cpu_compiler_options.for_initialisation(platform) if platform else None
+    init = jax.jit(functools.partial(model.init, train=False), compiler_options=options)
     return init(jax.random.key(config.seed), dummy)
 
 

@@ -37,6 +37,13 @@ def get_config() -> ml_collections.ConfigDict:
     # Compute dtype of convolutions and matrix products: "float32" (the paper's) or
     # "bfloat16" (mixed precision; parameters, BN and the loss stay float32).
     config.dtype = "float32"
+    # Precision of float32 convolutions and matrix products: "default" (JAX's: one
+    # bfloat16 pass on TPU, TF32 on recent GPUs, float32 on CPU), "high" or "highest"
+    # (float32 everywhere, the paper's). bn_repro/platforms.py, docs/accelerators.md.
+    config.matmul_precision = "default"
+    # How training steps compute convolutions: "auto" (matrix products for a CPU target,
+    # XLA's convolutions for TPU and GPU), "xla" or "matmul" (bn_repro/models/conv.py).
+    config.conv_impl = "auto"
 
     # Normalization. norm: "batch" or "none".
     config.norm = "batch"

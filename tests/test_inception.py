@@ -448,9 +448,10 @@ def test_cpu_matmuls_compute_the_same_convolution(kernel, stride, groups, size, 
         assert_close_f32(a, b, k=64)
 
 
-def test_cpu_matmuls_are_on_only_on_cpu_and_keep_the_counts():
-    model = models.create_model(make_config(**IMAGENET))
-    assert model.options.cpu_matmuls == (jax.default_backend() == "cpu")
+def test_cpu_matmuls_follow_the_target_and_keep_the_counts():
+    model = models.create_model(make_config(**IMAGENET), "cpu")
+    assert model.options.cpu_matmuls
+    assert not models.create_model(make_config(**IMAGENET), "tpu").options.cpu_matmuls
     shape = (224, 224, 3)
     variables = abstract_init(model, (1, *shape))
     for cpu_matmuls in (False, True):

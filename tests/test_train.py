@@ -218,4 +218,4 @@ def test_mlp_loop_is_compiled_without_ynnpack_and_computes_the_same(mnist_datase
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(expected.params), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     inception = small_mnist_config(model="inception")
-    assert cpu_compiler_options.for_steps(inception) is None
+    assert cpu_compiler_options.for_steps(inception, "cpu") is None

@@ -1,4 +1,4 @@
-"""Models by name: ``create_model(config)`` builds ``config.model``.
+"""Models by name: ``create_model(config, platform)`` builds ``config.model``.
 
 Every model is a Flax linen module called as ``model(images, train=bool)`` that
 returns logits; BN layers keep their statistics in the ``batch_stats`` collection.
@@ -11,17 +11,18 @@ import ml_collections
 
 from bn_repro.models import inception_config, mlp
 
-MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
+MODELS: dict[str, Callable[[ml_collections.ConfigDict, str | None], nn.Module]] = {
     "inception": inception_config.create,
     "mlp": mlp.create,
 }
 
 
-def create_model(config: ml_collections.ConfigDict) -> nn.Module:
-    """Builds the model named by ``config.model``."""
+def create_model(config: ml_collections.ConfigDict, platform: str | None = None) -> nn.Module:
+    """Builds the model named by ``config.model`` for training steps compiled for
+    ``platform`` (bn_repro/platforms.py); None for inference and counting only."""
     if config.model not in MODELS:
         raise ValueError(
             f"Unknown model {config.model!r}; valid choices: {sorted(MODELS)}. "
             "Set --config.model to one of them."
         )
-    return MODELS[config.model](config)
+    return MODELS[config.model](config, platform)

@@ -3,10 +3,11 @@
 `Conv` is an NHWC convolution with an HWIO kernel, SAME-padded or padded as in
 Caffe (bn_repro/models/geometry.py). The mathematics is
 the same on every platform; only the way XLA is asked to compute it differs, behind
-one switch, ``cpu_matmuls``: on for training steps when JAX runs on CPU
-(`cpu_matmuls_default`; the layers pass ``train``), where XLA's convolution gradients
-are slow. Inference has no gradients, and there XLA's own convolutions are faster. On
-GPU and TPU, XLA's convolutions are the fast path and are used as written. The
+one switch, ``cpu_matmuls``: on for training steps compiled for a CPU target
+(``config.conv_impl``, resolved by bn_repro/platforms.py from the platform of the
+mesh's devices; the layers pass ``train``), where XLA's convolution gradients are
+slow. Inference has no gradients, and there XLA's own convolutions are faster. On GPU
+and TPU, XLA's convolutions are the fast path and are used as written. The
 measurements behind this switch, and their commands: docs/measurements.md.
 """
 
@@ -15,11 +16,6 @@ import jax
 import jax.numpy as jnp
 
 from bn_repro.models.geometry import conv_pads
-
-
-def cpu_matmuls_default() -> bool:
-    """The platform switch: matrix-product convolutions exactly when JAX runs on CPU."""
-    return jax.default_backend() == "cpu"
 
 
 def _dense_kernel(kernel: jax.Array, in_channels: int, groups: int) -> jax.Array:

@@ -35,9 +35,9 @@ Options (top-level config keys, defaults in configs/default.py):
 
 import ml_collections
 
+from bn_repro import platforms
 from bn_repro.models import geometry
 from bn_repro.models.activations import ACTIVATIONS
-from bn_repro.models.conv import cpu_matmuls_default
 from bn_repro.models.inception import (
     FIRST_CONVS,
     NORMS,
@@ -54,8 +54,10 @@ def _check_choice(key: str, value: object, choices: tuple) -> None:
         raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
 
 
-def create(config: ml_collections.ConfigDict) -> BNInception:
-    """BN-Inception from the top-level config keys (see configs/default.py)."""
+def create(config: ml_collections.ConfigDict, platform: str | None = None) -> BNInception:
+    """BN-Inception from the top-level config keys (see configs/default.py), its
+    training-step convolutions in the form ``config.conv_impl`` picks for ``platform``
+    (the target's, bn_repro/platforms.py; None for a model that is not trained)."""
     _check_choice("norm", config.norm, NORMS)
     _check_choice("activation", config.activation, tuple(ACTIVATIONS))
     _check_choice("stem", config.stem, STEMS)
@@ -74,7 +76,7 @@ def create(config: ml_collections.ConfigDict) -> BNInception:
         bn_scale=config.bn.use_scale,
         conv_bias_with_bn=config.conv_bias_with_bn,
         padding=config.padding,
-        cpu_matmuls=cpu_matmuls_default(),
+        cpu_matmuls=platforms.uses_matmul_convs(config, platform),
         dtype=compute_dtype(config),
     )
     return BNInception(

@@ -61,7 +61,8 @@ class MLP(nn.Module):
         return logits.astype(jnp.float32)  # the softmax and the loss stay float32
 
 
-def create(config: ml_collections.ConfigDict) -> MLP:
+def create(config: ml_collections.ConfigDict, platform: str | None = None) -> MLP:
+    """The MLP of ``config``; it has one form on every ``platform``."""
     if config.activation not in ACTIVATIONS:
         raise ValueError(
             f"Unknown activation {config.activation!r} for the MLP; valid choices: "
