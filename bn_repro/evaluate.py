@@ -215,15 +215,13 @@ def predict_run(
     workdir: str | Path,
     config: ml_collections.ConfigDict | None = None,
     step: int | None = None,
-    bn_stats: str = "ema",
-    population_batches: int = DEFAULT_POPULATION_BATCHES,
-    crops: str = "center",
-    images_per_batch: int | None = None,
+    **options: Any,
 ) -> Predictions:
-    """Restores a checkpoint of ``workdir`` and predicts its evaluation split."""
-    _check_choices(bn_stats, crops)  # before the dataset and the model are built
-    predictor = CheckpointPredictor(workdir, config)
-    return predictor.predict(step, bn_stats, population_batches, crops, images_per_batch)
+    """Restores a checkpoint of ``workdir`` and predicts its evaluation split;
+    ``options``: those of `CheckpointPredictor.predict` (bn_stats, crops, ...)."""
+    # Checked before the dataset and the model are built.
+    _check_choices(options.get("bn_stats", "ema"), options.get("crops", "center"))
+    return CheckpointPredictor(workdir, config).predict(step, **options)
 
 
 def variant_name(bn_stats: str, population_batches: int, crops: str) -> str:
@@ -283,10 +281,10 @@ def main(argv: list[str]) -> None:
             FLAGS.workdir,
             FLAGS.config,
             FLAGS.step,
-            FLAGS.bn_stats,
-            FLAGS.population_batches,
-            FLAGS.crops,
-            FLAGS.images_per_batch,
+            bn_stats=FLAGS.bn_stats,
+            population_batches=FLAGS.population_batches,
+            crops=FLAGS.crops,
+            images_per_batch=FLAGS.images_per_batch,
         )
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")

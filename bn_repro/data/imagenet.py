@@ -286,18 +286,13 @@ class ImageNet:
         yield from dataset.as_numpy_iterator()
 
 
+# The config keys `ImageNet` takes, under the same names.
+_KEYS = (
+    "data_dir", "image_size", "batch_size", "eval_batch_size", "seed", "distortion_strength",
+    "shuffle_buffer", "interleave_cycle", "input_range", "eval_crop", "label_offset",
+)  # fmt: skip
+
+
 def create(config: ml_collections.ConfigDict) -> ImageNet:
     """The dataset for ``config`` (keys: see configs/imagenet_common.py)."""
-    return ImageNet(
-        data_dir=config.data_dir,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        eval_batch_size=config.eval_batch_size,
-        seed=config.seed,
-        distortion_strength=config.distortion_strength,
-        shuffle_buffer=config.shuffle_buffer,
-        interleave_cycle=config.interleave_cycle,
-        input_range=config.input_range,
-        eval_crop=config.eval_crop,
-        label_offset=config.label_offset,
-    )
+    return ImageNet(**{key: config[key] for key in _KEYS})
