@@ -28,6 +28,7 @@ RESUMABLE_CHANGES = frozenset(
         "total_steps",
         "eval_every_steps",
         "checkpoint_every_steps",
+        "interval_growth",
         # The epoch keys the step keys above follow (bn_repro/schedule.py).
         "total_epochs",
         "eval_every_epochs",
@@ -45,7 +46,15 @@ RESUMABLE_CHANGES = frozenset(
 )
 # Keys added to the config after some workdirs were recorded, with the value those
 # runs used: a workdir without the key resumes as if it had recorded that value.
-KEYS_ADDED_LATER = {"dtype": "float32", "train_examples": 0, "eval_examples": 0}
+KEYS_ADDED_LATER = {
+    "dtype": "float32",
+    "train_examples": 0,
+    "eval_examples": 0,
+    "distortions": "none",
+    "min_crop_area": 0.35,
+    "shuffle": "examples",
+    "interval_growth": 1.0,
+}
 
 
 def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:

@@ -31,4 +31,7 @@ class LocalResponseNorm(nn.Module):
             window_strides=(1,) * x.ndim,
             padding=((0, 0),) * (x.ndim - 1) + ((half, half),),
         )
-        return x * (1.0 + (LRN_ALPHA / LRN_SIZE) * window_sum) ** -LRN_BETA
+        divisor = (1.0 + (LRN_ALPHA / LRN_SIZE) * window_sum) ** LRN_BETA
+        # Evaluation logs its range: with inputs in [0, 1] it may stay at ~1 (a no-op).
+        self.sow("intermediates", "divisor_max", jnp.max(divisor, axis=range(1, x.ndim)))
+        return x / divisor
