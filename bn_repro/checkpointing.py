@@ -54,6 +54,7 @@ KEYS_ADDED_LATER = {
     "min_crop_area": 0.35,
     "shuffle": "examples",
     "interval_growth": 1.0,
+    "lrn_pixel_scale": 1.0,
 }
 
 

@@ -20,6 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
     # only norm, bn and num_classes.
     config.activation = "relu"  # "relu" or "sigmoid"
     config.use_lrn = False  # local response normalization (Inception baseline only)
+    # LRN's α × this²: the pixel scale its constants assume (bn_repro/models/lrn.py).
+    config.lrn_pixel_scale = 1.0
     config.dropout_rate = 0.0  # before the classifier
     config.width_multiplier = 1.0  # every depth scaled, but not below min_depth
     config.min_depth = 16
