@@ -2,6 +2,8 @@
 
 The console is for progress, evaluations and problems (bn_repro/metrics.py); the
 full log comes back with absl's ``--verbosity=0`` (INFO) or ``--verbosity=1``.
+TensorFlow's own start-up lines are kept off it, and every importer of TensorFlow
+hides the GPUs from it here (`hide_gpus_from_tensorflow`).
 """
 
 import importlib
@@ -31,25 +33,31 @@ def import_tensorflow_quietly(argv: list[str]) -> None:
     """Imports TensorFlow, hiding GPUs from it, with its C++ start-up lines off unless
     verbosity is asked.
 
-    TensorFlow only feeds data and writes summaries here, so it never needs a GPU's
-    memory. Its first lines bypass TF_CPP_MIN_LOG_LEVEL, so the process's stderr
-    (fd 2) points at /dev/null meanwhile; an import error is still raised after.
+    Its first lines bypass TF_CPP_MIN_LOG_LEVEL, so the process's stderr (fd 2) points
+    at /dev/null meanwhile; an import error is still raised after.
     """
     if verbosity_requested(argv):
-        _import_tensorflow_without_gpus()
+        hide_gpus_from_tensorflow()
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_CPP_MIN_LOG_LEVEL)
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        _import_tensorflow_without_gpus()
+        hide_gpus_from_tensorflow()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
 
 
-def _import_tensorflow_without_gpus() -> None:
-    # Listing devices is where TensorFlow calls cuInit (and logs its failure).
-    importlib.import_module("tensorflow").config.set_visible_devices([], "GPU")
+def hide_gpus_from_tensorflow() -> None:
+    """Imports TensorFlow if need be and hides every GPU from it: JAX owns the devices,
+    and TensorFlow, which only feeds data and writes summaries, must never claim their
+    memory."""
+    tf = importlib.import_module("tensorflow")
+    try:
+        # Listing devices is where TensorFlow calls cuInit (and logs its failure).
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow already initialised its devices (e.g. in a test).
+        pass

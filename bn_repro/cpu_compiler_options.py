@@ -1,7 +1,8 @@
 """XLA:CPU compiler options, apart from the mathematics they compile.
 
-Each is measured on the 2-core development CPU (jax 0.10.2) and applies only when
-JAX runs on CPU: on GPU and TPU every function gets None, XLA's defaults.
+Each was kept because it measured faster (docs/measurements.md, with the commands)
+and applies only when JAX runs on CPU: on GPU and TPU every function gets None,
+XLA's defaults.
 """
 
 from typing import Any
@@ -9,13 +10,12 @@ from typing import Any
 import jax
 import ml_collections
 
-# Initialisation runs once: unoptimised, the CPU-scale network's compiles in 7 s
-# instead of 40 s on one core, its values within a float32 ulp.
+# Initialisation runs once: unoptimised, it compiles several times faster, and its
+# values stay within a float32 ulp.
 INITIALISATION = {"xla_backend_optimization_level": 0}
 # YNNPACK's fusions (jax 0.10.2's default) off: the fully-connected MNIST network's
-# small products and reductions ran 1.3× faster as XLA's own kernels. Convolutional
-# networks keep them: without, the CPU-scale Inception ran 0.8× and the 224 px one
-# 0.39× as fast.
+# small products and reductions run faster as XLA's own kernels. Convolutional
+# networks keep them: without, they run slower.
 NO_YNNPACK = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 

@@ -14,8 +14,9 @@ class TrainingDiverged(RuntimeError):
 
 def check_finite(
     metrics: dict[str, np.ndarray], first_step: int, config: ml_collections.ConfigDict
-) -> int:
-    """Raises on a non-finite step unless they are skipped; returns how many were."""
+) -> None:
+    """Raises on non-finite parameters, and on a non-finite step unless such steps are
+    skipped (bn_repro/metrics.py counts those as ``train/skipped_steps``)."""
     bad = np.nonzero(~metrics["finite"])[0]
     if not metrics["state_finite"]:
         raise TrainingDiverged(
@@ -32,4 +33,3 @@ def check_finite(
             f"(now {config.learning_rate}), or pass --config.skip_nonfinite_steps=true to skip "
             "such steps. The checkpoints in the workdir are those of the last good steps."
         )
-    return len(bad)

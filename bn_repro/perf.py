@@ -28,10 +28,9 @@ import numpy as np
 from bn_repro.data import SKIPPED_IMAGES
 
 # Peak dense bfloat16 FLOP/s of one JAX device (one chip on these kinds), from the
-# vendors' specification pages (checked 2026-12: cloud.google.com/tpu/docs/v4, v5e,
-# v5p, v6e "peak compute per chip (bf16)"; NVIDIA's A100 / H100 tensor-core BF16
-# figures without sparsity). MFU against this peak is the usual definition; a
-# float32 run therefore reads lower on GPUs, whose float32 peak is lower.
+# vendors' specification pages (which, and when: docs/measurements.md). MFU against
+# this peak is the usual definition; a float32 run therefore reads lower on GPUs,
+# whose float32 peak is lower.
 PEAK_FLOPS = {
     "TPU v4": 275e12,
     "TPU v5 lite": 197e12,  # v5e

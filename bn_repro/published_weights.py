@@ -32,7 +32,6 @@ FORMATS = ("tfslim", "pytorch")
 Transform = Callable[[np.ndarray], np.ndarray]
 Source = tuple[str, Transform]
 
-STEM = ("conv1", "conv2_3x3_reduce", "conv2_3x3")
 # TF-slim calls the modules Mixed_3b..Mixed_5c; the paper (and we) 3a..5b.
 SLIM_MODULES = dict(
     zip(

@@ -1,5 +1,6 @@
-"""What one compiled call computes: the train state, a training step, a loop of steps
-and an evaluation step. bn_repro/train.py runs them; this module has no loop of its own.
+"""What one compiled call computes: a training step, a loop of steps and an evaluation
+step, on the train state of bn_repro/train_state.py. bn_repro/train.py runs them; this
+module has no loop of its own.
 """
 
 import functools
@@ -10,17 +11,13 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import traverse_util
-from flax.training import train_state
 
 from bn_repro.batch_norm import BATCH_STATS
+from bn_repro.train_state import TrainState
 
 Batch = dict[str, Any]
 # Training distortions applied on the device: (images in [0, 1], step) → images.
 Distortion = Callable[[jax.Array, jax.Array], jax.Array]
-
-
-class TrainState(train_state.TrainState):
-    batch_stats: Any = None
 
 
 def to_model_input(images: jax.Array) -> jax.Array:
@@ -60,7 +57,7 @@ def train_step(
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     # A non-finite loss leaves the state as it was, but for the step count: the host
     # then stops the run, or skips the step if the config says so. (A cond on the
-    # scalar costs nothing; selecting between whole states every step cost 25% here.)
+    # scalar, because selecting between whole states every step is not free.)
     finite = jnp.isfinite(loss)
     new_state = jax.lax.cond(
         finite,
@@ -93,8 +90,8 @@ def train_loop(
     )
     if jax.tree.leaves(batches)[0].shape[0] == 1:
         # No loop for a single step: inside a scan, XLA's own CPU convolution
-        # gradients ran up to 100x slower (measured on BN-Inception; the CPU
-        # matrix-product forms of bn_repro/models/conv.py do not have this problem).
+        # gradients are far slower (docs/measurements.md; the CPU matrix-product
+        # forms of bn_repro/models/conv.py do not have this problem).
         state, metrics = step(state, jax.tree.map(lambda x: x[0], batches))
         metrics = jax.tree.map(lambda x: jnp.asarray(x)[None], metrics)
     else:

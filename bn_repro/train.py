@@ -28,8 +28,8 @@ from bn_repro.data import distortions
 from bn_repro.divergence import check_finite
 from bn_repro.preemption import StopRequest
 from bn_repro.profiling import Profiler
-from bn_repro.steps import Batch, TrainState, eval_step, to_model_input, train_loop
-from bn_repro.train_state import create_train_state, initial_variables
+from bn_repro.steps import Batch, eval_step, to_model_input, train_loop
+from bn_repro.train_state import TrainState, create_train_state, initial_variables
 
 PERCENTILES = (15, 50, 85)
 

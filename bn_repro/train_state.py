@@ -1,5 +1,5 @@
-"""A run's first train state: the optimizer (SGD with momentum, L2 on kernels) and the
-model's initial variables, ``params`` and BN's ``batch_stats``."""
+"""The train state, and a run's first one: the optimizer (SGD with momentum, L2 on
+kernels) and the model's initial variables, ``params`` and BN's ``batch_stats``."""
 
 import functools
 from typing import Any
@@ -9,10 +9,16 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax.training import train_state
 
 from bn_repro import cpu_compiler_options
 from bn_repro.batch_norm import BATCH_STATS
-from bn_repro.steps import TrainState
+
+
+class TrainState(train_state.TrainState):
+    """Flax's train state plus BN's moving averages, which are not trained by SGD."""
+
+    batch_stats: Any = None
 
 
 def _is_kernel(params: Any) -> Any:

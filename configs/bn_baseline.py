@@ -22,7 +22,7 @@ see configs/imagenet_common.py for all choices the paper leaves open.
 
 import ml_collections
 
-from configs import inception
+from bn_repro.configs import inception
 
 
 def get_config() -> ml_collections.ConfigDict:

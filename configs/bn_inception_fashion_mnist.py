@@ -26,7 +26,7 @@ at 1,500). The measured run took 18 minutes on the shared 2-core development mac
 
 import ml_collections
 
-from configs import default
+from bn_repro.configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -20,7 +20,7 @@ Choices the paper leaves open: configs/imagenet_common.py.
 
 import ml_collections
 
-from configs import bn_baseline, imagenet_common
+from bn_repro.configs import bn_baseline, imagenet_common
 
 
 def get_config() -> ml_collections.ConfigDict:

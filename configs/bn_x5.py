@@ -23,7 +23,7 @@ values the paper leaves open are explained in configs/imagenet_common.py.
 
 import ml_collections
 
-from configs import bn_baseline, imagenet_common
+from bn_repro.configs import bn_baseline, imagenet_common
 
 
 def get_config() -> ml_collections.ConfigDict:

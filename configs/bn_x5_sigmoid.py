@@ -19,7 +19,7 @@ name rather than printed. Choices the paper leaves open: configs/imagenet_common
 
 import ml_collections
 
-from configs import bn_x5
+from bn_repro.configs import bn_x5
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -43,7 +43,7 @@ weights, dropout masks, data order):
 
 import ml_collections
 
-from configs import bn_x30, small_table2
+from bn_repro.configs import bn_x30, small_table2
 
 # (conv_init_scale, dropout_rate, per_activation_bn_last) of each member.
 MEMBERS = (

@@ -6,7 +6,7 @@ bn_x30.py (BN-x30), bn_x5_sigmoid.py (BN-x5-Sigmoid), and inception_sigmoid.py
 
 `get_config` holds the values all rows share plus the Inception baseline's training
 settings; `accelerate` applies the Section 4.2.1 changes that make BN-x5, BN-x30 and
-BN-x5-Sigmoid. Paper: arXiv 1502.03167 Section 4.2; ../shared/paper_facts.md §3.
+BN-x5-Sigmoid. Paper: arXiv 1502.03167 Section 4.2.
 
 What the paper states: SGD with momentum, 32 examples per mini-batch, distributed
 training; initial learning rates 0.0015 / 0.0075 / 0.045, decayed exponentially,
@@ -29,36 +29,14 @@ Choices where the paper is silent (the same in every row):
   1 to 50 over the first ``warmup_epochs`` = 5 epochs. ``"per_worker"`` applies the
   rate as written to the 1600-example mean gradient: 50× less per example than the
   paper, a sum of rates over the run 50× smaller. How we chose: "linear" is the
-  reading under which one of our steps is
-  50 of the paper's per example seen, as our step counts already assume, and Goyal
-  et al. kept ImageNet accuracy with it up to a batch of 8k for a BN network, with
-  this warm-up, at 0.1 per 256 = 3.9e-4 per example (BN-x30's 1.4e-3 is 3.6× that,
-  so its warm-up matters most). The CPU-scale check, scripts/lr_scaling_study.py
-  (BN-x5 and BN-x30 rows at constant rates, test accuracy % after 8k / 16k / 24k /
-  32k examples; measured 2026-12-02 on 2 cores):
-
-      row     batch  rule        warm-up  8k    16k   24k   32k
-      bn_x5   32     either      -        38.3  72.8  73.8  81.8
-      bn_x5   128    linear      -        10.0  56.5  69.9  82.1
-      bn_x5   512    linear      -        10.0  13.3  31.0  61.0
-      bn_x5   512    linear      8k ex.   10.0  10.0  10.1  35.0
-      bn_x5   512    per_worker  -        38.7  67.6  79.4  79.1
-      bn_x30  32     either      -        26.6  54.5  72.6  67.5
-      bn_x30  128    linear      -        10.0  17.5  15.0  19.8
-      bn_x30  512    linear      -        10.0  10.0  10.0  10.0
-      bn_x30  512    linear      8k ex.   10.0  10.0   9.6   9.0
-      bn_x30  512    per_worker  -        10.0  19.8  65.8  72.2
-
-  There the linear rule stops tracing batch 32 at k = 4 for BN-x30 and k = 16 for
-  BN-x5 (at k = 4 BN-x5 lags until 24k and is level at 32k), warm-up or not, while
-  per_worker lags early but is within 3 pt (or above) at 32k. But those rates are 8× and
-  48× Goyal et al.'s validated 3.9e-4 per example (0.1 and 0.6 per 32), and
-  the batch-32 runs are already noise-limited. On ImageNet the linear rule gives
-  4.7e-5 and 2.3e-4 per example for Inception and BN-x5, inside the range where
-  Goyal et al. kept accuracy up to k = 32, and 1.4e-3 for BN-x30, 3.6× beyond it.
-  So "linear" stays the default for the per-example reading. For BN-x30 the
-  measurement is a warning, not a confirmation: if its loss does not fall in the
-  first epochs, compare with --config.lr_scaling=per_worker.
+  reading under which one of our steps is 50 of the paper's per example seen, as our
+  step counts already assume, and Goyal et al. kept ImageNet accuracy with it up to a
+  batch of 8k for a BN network, with this warm-up, at 0.1 per 256 = 3.9e-4 per
+  example (BN-x30's 1.4e-3 is 3.6× that, so its warm-up matters most). A CPU-scale
+  check (scripts/lr_scaling_study.py; its table is in docs/measurements.md) found
+  that rule failing at rates 8× and 48× Goyal et al.'s, so for BN-x30 it is a
+  warning: if its loss does not fall in the first epochs, compare with
+  --config.lr_scaling=per_worker.
 * Steps: the schedule is written in epochs of ImageNet, from the paper's figures in
   steps of 32 examples (`paper_epochs`); the step keys follow ``batch_size`` (see
   bn_repro/schedule.py), so ``--config.batch_size=N`` keeps the schedule per example
@@ -99,7 +77,7 @@ Choices where the paper is silent (the same in every row):
 import ml_collections
 
 from bn_repro import schedule
-from configs import default
+from bn_repro.configs import default
 
 NUM_TRAIN = 1_281_167  # ILSVRC2012 training images
 REPLICAS = 50

@@ -23,7 +23,7 @@ in configs/imagenet_common.py, identically for all rows.
 
 import ml_collections
 
-from configs import imagenet_common
+from bn_repro.configs import imagenet_common
 
 
 def get_config() -> ml_collections.ConfigDict:

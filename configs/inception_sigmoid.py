@@ -19,7 +19,7 @@ Other open choices: configs/imagenet_common.py.
 
 import ml_collections
 
-from configs import imagenet_common, inception
+from bn_repro.configs import imagenet_common, inception
 
 
 def get_config() -> ml_collections.ConfigDict:

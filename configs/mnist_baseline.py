@@ -20,7 +20,7 @@ Choices where the paper is silent (the same for both runs):
 
 import ml_collections
 
-from configs import default
+from bn_repro.configs import default
 
 
 def get_config() -> ml_collections.ConfigDict:

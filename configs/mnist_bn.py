@@ -11,7 +11,7 @@ accuracy; (c): the input to a last-layer sigmoid keeps a stable distribution.
 
 import ml_collections
 
-from configs import mnist_baseline
+from bn_repro.configs import mnist_baseline
 
 
 def get_config() -> ml_collections.ConfigDict:

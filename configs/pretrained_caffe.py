@@ -25,7 +25,7 @@ central 224 crop (its TransformImage). Training keys (for fine-tuning with
 
 import ml_collections
 
-from configs import imagenet_common
+from bn_repro.configs import imagenet_common
 
 
 def get_config() -> ml_collections.ConfigDict:

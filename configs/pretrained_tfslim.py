@@ -25,7 +25,7 @@ inception preprocessing; our default). Training keys (for fine-tuning with
 
 import ml_collections
 
-from configs import imagenet_common
+from bn_repro.configs import imagenet_common
 
 
 def get_config() -> ml_collections.ConfigDict:

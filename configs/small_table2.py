@@ -39,7 +39,7 @@ import ml_collections
 import numpy as np
 
 from bn_repro import schedule
-from configs import imagenet_common, inception
+from bn_repro.configs import imagenet_common, inception
 
 ROWS = ("inception", "bn_baseline", "bn_x5", "bn_x30", "bn_x5_sigmoid", "inception_sigmoid")
 CONTROLS = {"inception_x5": 5, "inception_x30": 30}  # "machine infinity" (Section 4.2.2)
@@ -106,13 +106,13 @@ def _imagenet_config(row: str) -> ml_collections.ConfigDict:
         return config
     if row in SWEEPS:
         bn, multiple = SWEEPS[row]
-        config = importlib.import_module("configs.bn_baseline" if bn == "bn" else "configs.inception")
-        config = config.get_config()
+        recipe = "bn_baseline" if bn == "bn" else "inception"
+        config = importlib.import_module(f"bn_repro.configs.{recipe}").get_config()
         config.learning_rate *= multiple
         config.schedule = "constant"
         return config
     base = {NO_L2: "bn_x5", CALIBRATION: "inception"}.get(row, row)
-    config = importlib.import_module(f"configs.{base}").get_config()
+    config = importlib.import_module(f"bn_repro.configs.{base}").get_config()
     if config.dataset != imagenet_common.get_config().dataset:
         raise ValueError(f"configs/{base}.py is not an ImageNet Table-2 row.")
     if row == NO_L2:

@@ -9,9 +9,10 @@ tf.data pass per case on one thread (one worker, one intra-op thread) inside
 TensorFlow (`Dataset.reduce`, no per-image Python), best of ``--rounds``:
 
 * bare decode: ``tf.io.decode_jpeg`` of the whole image, nothing else;
-* training preprocessing (`bn_repro.data.imagenet.train_preprocess`) at distortion
-  strength 1 (Inception, BN-Baseline), 0.5 (BN-x*) and 0: crop sampling, decoding
-  of the crop window only, resize, flip, colour distortions, scaling to [-1, 1];
+* training preprocessing (`bn_repro.data.inception_preprocessing.train_preprocess`)
+  at distortion strength 1 (Inception, BN-Baseline), 0.5 (BN-x*) and 0: crop
+  sampling, decoding of the crop window only, resize, flip, colour distortions,
+  scaling to [-1, 1];
 * evaluation preprocessing (central crop).
 
 CPU time rather than wall time, so that other load on the machine matters less.
@@ -32,7 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bn_repro.data import imagenet  # noqa: E402
+from bn_repro.data import inception_preprocessing as preprocessing  # noqa: E402
 
 SIZES = ((375, 500), (500, 375))  # (height, width): landscape and portrait
 
@@ -126,16 +127,16 @@ def main() -> None:
     size = args.image_size
     cases = {
         "bare decode (whole image)": lambda jpeg, _: tf.io.decode_jpeg(jpeg, channels=3),
-        "training, distortion strength 1": lambda jpeg, seed: imagenet.train_preprocess(
+        "training, distortion strength 1": lambda jpeg, seed: preprocessing.train_preprocess(
             jpeg, seed, size, 1.0
         ),
-        "training, distortion strength 0.5": lambda jpeg, seed: imagenet.train_preprocess(
+        "training, distortion strength 0.5": lambda jpeg, seed: preprocessing.train_preprocess(
             jpeg, seed, size, 0.5
         ),
-        "training, no distortions": lambda jpeg, seed: imagenet.train_preprocess(
+        "training, no distortions": lambda jpeg, seed: preprocessing.train_preprocess(
             jpeg, seed, size, 0.0
         ),
-        "evaluation (central crop)": lambda jpeg, _: imagenet.eval_preprocess(jpeg, size),
+        "evaluation (central crop)": lambda jpeg, _: preprocessing.eval_preprocess(jpeg, size),
     }
     rates = measure(jpegs, cases, args.rounds)
     bare = rates["bare decode (whole image)"]

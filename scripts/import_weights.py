@@ -24,7 +24,10 @@ from bn_repro import published_weights
 from bn_repro.console import say
 from bn_repro.evaluate import quiet_logs
 
-DEFAULT_CONFIGS = {"tfslim": "configs.pretrained_tfslim", "pytorch": "configs.pretrained_caffe"}
+DEFAULT_CONFIGS = {
+    "tfslim": "bn_repro.configs.pretrained_tfslim",
+    "pytorch": "bn_repro.configs.pretrained_caffe",
+}
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("format", None, list(published_weights.FORMATS), "Source format.")

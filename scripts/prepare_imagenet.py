@@ -44,10 +44,11 @@ def prepare(manual_dir: Path, data_dir: Path | None, num_shards: int | None = No
     """Builds imagenet2012 in ``data_dir`` (TFDS's default if None); returns split sizes."""
     check_manual_dir(manual_dir)
     # Deferred so that a wrong --manual_dir is reported without TensorFlow's start-up.
-    import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    tf.config.set_visible_devices([], "GPU")
+    from bn_repro.console import hide_gpus_from_tensorflow
+
+    hide_gpus_from_tensorflow()
     builder = tfds.builder("imagenet2012", data_dir=str(data_dir) if data_dir else None)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(

@@ -33,7 +33,7 @@ from pathlib import Path
 import small_table2_report as report
 from plot_curves import plot
 
-from configs import small_table2 as plan
+from bn_repro.configs import small_table2 as plan
 
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 DIVERGED_MESSAGE = "Training diverged"

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bn_repro.configs import small_table2 as plan
 from bn_repro.event_logs import first_step_reaching, read_scalars
-from configs import small_table2 as plan
 
 TAG = "eval/accuracy"
 OFFSETS = (0.0, 0.005, 0.01, 0.02)  # targets A* − offset

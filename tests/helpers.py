@@ -4,7 +4,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from configs import mnist_bn
+from bn_repro.configs import mnist_bn
 
 EPS32 = float(np.finfo(np.float32).eps)  # 2⁻²³ ≈ 1.19e-7, one float32 ulp at 1.0
 

@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
+from bn_repro.configs import imagenet_common
 from bn_repro.data import create_dataset, mnist
 from bn_repro.data.in_memory import InMemoryDataset, Split, class_balanced_subset
-from configs import imagenet_common
 from tests.helpers import small_mnist_config
 
 # Label counts of the official MNIST test set (LeCun et al.), digits 0-9.
@@ -171,6 +171,15 @@ def test_create_dataset_keeps_the_first_of_each_class(key, size, split):
     np.testing.assert_array_equal(subset.images[subset.labels == 7], full.images[first_sevens])
     config[key] = 5
     with pytest.raises(ValueError, match=f"{key}=5 cannot be split"):
+        create_dataset(config)
+
+
+def test_create_dataset_refuses_a_config_with_other_classes():
+    config = small_mnist_config()
+    config.num_classes = 1000
+    with pytest.raises(
+        ValueError, match="has 10 classes but config.num_classes=1000; set --config.num_classes=10"
+    ):
         create_dataset(config)
 
 

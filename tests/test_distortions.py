@@ -16,7 +16,9 @@ def test_resized_crop_of_a_linear_ramp_samples_the_window_exactly():
     y, x = np.mgrid[0:H, 0:W].astype(np.float32)
     ramp = (0.01 * y + 0.02 * x + 0.1)[..., None]
     top, left, crop_h, crop_w = 3.5, 5.25, 14.0, 17.5
-    out = np.asarray(distortions.resize_crop(jnp.asarray(ramp), jnp.array([top, left, crop_h, crop_w])))
+    out = np.asarray(
+        distortions.resize_crop(jnp.asarray(ramp), jnp.array([top, left, crop_h, crop_w]))
+    )
     ys = top + (np.arange(H) + 0.5) * crop_h / H - 0.5
     xs = left + (np.arange(W) + 0.5) * crop_w / W - 0.5
     expected = 0.01 * ys[:, None] + 0.02 * xs[None, :] + 0.1
@@ -60,7 +62,9 @@ def test_draws_depend_on_seed_step_and_example_index_only():
     # Independent of the rest of the batch (to rounding: XLA vectorises by batch size).
     np.testing.assert_allclose(full[:3], first_half, atol=1e-6)
     other_step = np.asarray(distortions.distort_batch(images, jnp.int32(8), **distort))
-    other_seed = np.asarray(distortions.distort_batch(images, jnp.int32(7), **{**distort, "seed": 4}))
+    other_seed = np.asarray(
+        distortions.distort_batch(images, jnp.int32(7), **{**distort, "seed": 4})
+    )
     assert not np.allclose(full, other_step) and not np.allclose(full, other_seed)
     assert full.min() >= 0 and full.max() <= 1
 
@@ -69,7 +73,9 @@ def test_half_of_the_images_are_mirrored():
     # A left-right ramp: after a crop it still rises left to right unless mirrored.
     ramp = np.broadcast_to(np.linspace(0, 1, W, dtype=np.float32), (H, W))[..., None]
     images = jnp.asarray(np.broadcast_to(ramp, (400, H, W, 1)))
-    out = np.asarray(distortions.distort_batch(images, jnp.int32(0), seed=0, strength=0.0, min_area=0.35))
+    out = np.asarray(
+        distortions.distort_batch(images, jnp.int32(0), seed=0, strength=0.0, min_area=0.35)
+    )
     mirrored = out[:, H // 2, -1, 0] < out[:, H // 2, 0, 0]
     assert 0.4 < mirrored.mean() < 0.6
 
@@ -78,7 +84,7 @@ def test_half_of_the_images_are_mirrored():
     "key, value", [("distortions", "flips"), ("min_crop_area", 0.0), ("distortion_strength", 1.5)]
 )
 def test_bad_settings_name_the_key(key, value):
-    from configs import small_table2
+    from bn_repro.configs import small_table2
 
     config = small_table2.get_config("bn_x5")
     config[key] = value

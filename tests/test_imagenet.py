@@ -1,4 +1,5 @@
-"""ImageNet: scripts/prepare_imagenet.py, bn_repro/data/imagenet.py and the Table-2 configs.
+"""ImageNet: scripts/prepare_imagenet.py, bn_repro/data/imagenet.py and
+inception_preprocessing.py, and the Table-2 configs.
 
 A module fixture writes a miniature ImageNet in the real tar layout (3 classes × 5
 JPEGs in per-class tars inside ILSVRC2012_img_train.tar; the first 10 validation
@@ -24,8 +25,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from bn_repro import event_logs
-from bn_repro.data import imagenet
-from configs import (
+from bn_repro.configs import (
     bn_baseline,
     bn_x5,
     bn_x5_sigmoid,
@@ -34,6 +34,8 @@ from configs import (
     inception,
     inception_sigmoid,
 )
+from bn_repro.data import imagenet
+from bn_repro.data import inception_preprocessing as preprocessing
 
 REPO = Path(__file__).resolve().parents[1]
 CLASS_INDICES = (0, 417, 999)  # positions in TFDS's labels.txt: the first, a middle, the last
@@ -292,9 +294,9 @@ def test_eval_covers_every_validation_image_exactly_once(mini, processes, eval_b
 def test_impossible_crop_falls_back_to_the_central_crop():
     # 10×200: no window of ≥ 8% area (160 px) has an aspect ratio within [3/4, 4/3].
     jpeg = tf.constant(_jpeg(np.random.default_rng(1), 10, 200))
-    central = imagenet.eval_preprocess(jpeg, 16).numpy()
+    central = preprocessing.eval_preprocess(jpeg, 16).numpy()
     for seed in range(4):
-        train = imagenet.train_preprocess(jpeg, tf.constant([seed, 0]), 16, 0.0).numpy()
+        train = preprocessing.train_preprocess(jpeg, tf.constant([seed, 0]), 16, 0.0).numpy()
         assert np.allclose(train, central, atol=1e-5) or np.allclose(
             train, central[:, ::-1], atol=1e-5
         )
@@ -307,7 +309,7 @@ def test_resize_shorter_crop_is_torchvision_resize_256_then_center_crop():
     # round(32/2) = 16, left round(117/2) = 58 (Python rounds half to even).
     resized = tf.image.resize(image, [256, 341], method="bilinear").numpy()
     expected = resized[16:240, 58:282] / 255.0 * 2 - 1
-    got = imagenet.eval_preprocess(jpeg, 224, "resize_shorter").numpy()
+    got = preprocessing.eval_preprocess(jpeg, 224, "resize_shorter").numpy()
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
@@ -325,14 +327,14 @@ def test_caffe_input_range_and_label_offset(mini):
 def test_distortions_keep_grey_grey_and_scale_with_strength():
     grey = tf.fill([8, 8, 3], 100.0)
     for seed in range(5):
-        out = imagenet._distort_and_scale(grey, tf.constant([seed, 1]), 1.0).numpy()
+        out = preprocessing._distort_and_scale(grey, tf.constant([seed, 1]), 1.0).numpy()
         np.testing.assert_allclose(out[..., 0], out[..., 1], atol=1e-5)
         np.testing.assert_allclose(out[..., 1], out[..., 2], atol=1e-5)
     colour = tf.random.stateless_uniform([8, 8, 3], [0, 0], 0, 255)
     seed = tf.constant([3, 4])
     undistorted = colour.numpy() * 2 / 255 - 1
     deltas = [
-        np.abs(imagenet._distort_and_scale(colour, seed, s).numpy() - undistorted).mean()
+        np.abs(preprocessing._distort_and_scale(colour, seed, s).numpy() - undistorted).mean()
         for s in (0.0, 0.5, 1.0)
     ]
     assert deltas[0] < 1e-5 < deltas[1] < deltas[2]

@@ -17,7 +17,7 @@ import pytest
 
 from bn_repro import evaluate, models, published_weights, schedule, train_state
 from bn_repro.batch_norm import BATCH_STATS
-from configs import pretrained_caffe, pretrained_tfslim
+from bn_repro.configs import pretrained_caffe, pretrained_tfslim
 from tests import reference_nets
 
 TOLERANCE = 1e-4  # the bound on the relative difference

@@ -18,10 +18,10 @@ import pytest
 
 from bn_repro import models
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS, BatchNorm
+from bn_repro.configs import default
 from bn_repro.models import inception
 from bn_repro.models import summary as model_summary
 from bn_repro.models.conv import Conv
-from configs import default
 from tests.helpers import assert_close_f32
 
 # Figure 5 as printed: #1×1, #3×3 reduce, #3×3, double #3×3 reduce, double #3×3,
@@ -467,4 +467,6 @@ def test_lrn_pixel_scale_is_lrn_of_scaled_activations_scaled_back():
     got = inception.LocalResponseNorm(pixel_scale=255.0).apply({}, jnp.asarray(x))
     np.testing.assert_allclose(got, scaled, rtol=1e-5)
     # And on these O(1) activations the unscaled layer is nearly the identity.
-    np.testing.assert_allclose(inception.LocalResponseNorm().apply({}, jnp.asarray(x)), x, rtol=1e-3)
+    np.testing.assert_allclose(
+        inception.LocalResponseNorm().apply({}, jnp.asarray(x)), x, rtol=1e-3
+    )

@@ -2,7 +2,7 @@
 
 import sys
 
-from configs import small_table2 as plan
+from bn_repro.configs import small_table2 as plan
 from tests.test_reports import REPO, load_script
 
 sys.path.insert(0, str(REPO / "scripts"))  # the script imports its sibling scripts

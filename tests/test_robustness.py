@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bn_repro import checkpointing, data, divergence, event_logs, train
-from configs import bn_x5
+from bn_repro.configs import bn_x5
 from tests.helpers import assert_trees_equal, small_mnist_config
 
 ROOT = Path(__file__).resolve().parents[1]

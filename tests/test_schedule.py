@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bn_repro import schedule
-from configs import bn_x5, mnist_bn
+from bn_repro.configs import bn_x5, mnist_bn
 from tests.helpers import small_mnist_config
 
 BN_X5_PER_EXAMPLE = 0.0075 / 32  # the paper's rate per example

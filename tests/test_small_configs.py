@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from configs import bn_x30, ensemble_member, small_table2
+from bn_repro.configs import bn_x30, ensemble_member, small_table2
 
 # What small_table2 may change: the scale of the problem, never the recipe.
 SCALE_KEYS = {
@@ -47,12 +47,12 @@ def _differences(a, b) -> set[str]:
 
 @pytest.mark.parametrize("row", small_table2.ROWS)
 def test_small_rows_keep_the_imagenet_recipe(row):
-    imagenet = importlib.import_module(f"configs.{row}").get_config()
+    imagenet = importlib.import_module(f"bn_repro.configs.{row}").get_config()
     small = small_table2.get_config(row)
     assert _differences(small, imagenet) <= SCALE_KEYS
     assert small.dataset == "fashion_mnist" and small.stem == "small"
 
-    imagenet_base = importlib.import_module("configs.inception").get_config()
+    imagenet_base = importlib.import_module("bn_repro.configs.inception").get_config()
     small_base = small_table2.get_config("inception")
     # Learning-rate multiples (1×, 5×, 30×) are exact; run lengths are rounded to whole
     # compiled loops, decay intervals to whole steps.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from clu import metric_writers
 
-from configs import small_table2 as plan
+from bn_repro.configs import small_table2 as plan
 from tests.test_reports import load_script
 
 report = load_script("small_table2_report")

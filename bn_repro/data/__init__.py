@@ -14,10 +14,10 @@ from typing import Any
 
 import ml_collections
 
-SKIPPED_IMAGES = "skipped_images"
+from bn_repro.data import mnist
+from bn_repro.data.in_memory import InMemoryDataset, class_balanced_subset
 
-from bn_repro.data import mnist  # noqa: E402
-from bn_repro.data.in_memory import InMemoryDataset, class_balanced_subset  # noqa: E402
+SKIPPED_IMAGES = "skipped_images"
 
 
 def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
@@ -65,10 +65,19 @@ DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Any]] = {
 
 
 def create_dataset(config: ml_collections.ConfigDict) -> Any:
-    """Builds the dataset named by ``config.dataset``."""
+    """Builds the dataset named by ``config.dataset``, whose classes must be
+    ``config.num_classes``."""
     if config.dataset not in DATASETS:
         raise ValueError(
             f"Unknown dataset {config.dataset!r}; valid choices: {sorted(DATASETS)}. "
             "Set --config.dataset to one of them."
         )
-    return DATASETS[config.dataset](config)
+    dataset = DATASETS[config.dataset](config)
+    # The model's classifier is sized by the config, the labels by the dataset.
+    if dataset.num_classes != config.num_classes:
+        raise ValueError(
+            f"The {config.dataset} dataset has {dataset.num_classes} classes but "
+            f"config.num_classes={config.num_classes}; set "
+            f"--config.num_classes={dataset.num_classes}."
+        )
+    return dataset

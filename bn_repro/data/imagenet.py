@@ -1,32 +1,15 @@
-"""ImageNet (ILSVRC2012) from TFDS ``imagenet2012`` with Inception preprocessing.
+"""ImageNet (ILSVRC2012) from TFDS ``imagenet2012``: this process's files and its stream.
 
 Prepare the data once with ``scripts/prepare_imagenet.py`` (see its docstring), then
 point ``config.data_dir`` at the TFDS data directory (empty: TFDS's default).
 
-Training examples (`train_preprocess`), as in GoogLeNet and TF-slim's Inception
-preprocessing: a random crop covering 8-100% of the image area with aspect ratio
-3/4-4/3 (10 attempts, then the central crop used for evaluation), of which only the
-crop window is decoded; resized to ``image_size`` (bilinear), flipped left-right
-with probability 1/2, then brightness, saturation, hue and contrast distortions with
-TF-slim's ranges scaled by ``distortion_strength`` (1: TF-slim's ranges, 0: none),
-applied together as one affine colour map (`_distort_and_scale`); finally clipped
-and scaled to [-1, 1] as float32.
-
-Evaluation examples (`eval_preprocess`): TF-slim's central crop, 87.5% of the height
-and of the width, resized to ``image_size``. All of the validation split is
-evaluated, the last batch padded and masked, so every image counts exactly once.
-
-What published weights expect (configs/pretrained_*.py), three keys:
-
-* ``input_range``: "minus_one_one" (RGB in [-1, 1], TF-slim's and our default) or
-  "caffe_bgr" (BGR in [0, 255] minus the channel means [104, 117, 128]: the Caffe
-  model of pretrainedmodels). Every path makes [-1, 1] RGB first, then
-  `to_input_range` maps it, so training, evaluation and 144 crops agree.
-* ``eval_crop``: "central_fraction" (above) or "resize_shorter": the shorter side
-  resized to ⌊image_size / 0.875⌋ (256 at 224), then the central image_size square
-  (pretrainedmodels' TransformImage, with which its accuracies were measured).
-* ``label_offset``: 1 for TF-slim's 1001 classes, whose class 0 is "background":
-  label l of the 1000 ImageNet classes becomes l + 1.
+Each image goes through `bn_repro.data.inception_preprocessing` (the crops and
+distortions, ``input_range`` and ``eval_crop``). All of the validation split is
+evaluated, the last batch padded and masked, so every image counts exactly once;
+`ImageNet.map_eval` runs that pipeline with another per-image function (the 144
+crops of `bn_repro.data.multicrop`). ``label_offset`` (configs/pretrained_*.py) is 1
+for TF-slim's 1001 classes, whose class 0 is "background": label l of the 1000
+ImageNet classes becomes l + 1.
 
 Data order. Process p of P reads only the files p, p+P, p+2P, ... of each split
 (``jax.process_index()``, ``jax.process_count()``); every process needs at least one
@@ -46,16 +29,15 @@ counted: each training batch carries ``skipped_images``, which the trainer logs 
 after a dropped image is shifted by one; a run resumed after such a drop is exact up
 to that shift within the current epoch (the dropped image is not in the checkpoint).
 
-Cost of resuming: those skipped records are still read from disk and pass through
-the shuffle buffer, on average half an epoch of the process's files, about
-150 GB / (2P) for ImageNet: 75 s / P at 1 GB/s, ten times that from a 100 MB/s
-network disk. It is paid once per restart. Changing the number of processes
-changes the data order (not its statistics).
+Cost of resuming: the skipped records are still read and shuffled, on average half
+an epoch of the process's files, once per restart (README.md, "ImageNet", gives the
+size and time). Changing the number of processes changes the data order.
 """
 
 import dataclasses
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
@@ -63,152 +45,21 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from bn_repro.console import hide_gpus_from_tensorflow
 from bn_repro.data import SKIPPED_IMAGES
+from bn_repro.data import inception_preprocessing as preprocessing
 
 Batch = dict[str, np.ndarray]
 
 NAME = "imagenet2012"
 NUM_CLASSES = 1000
-CROP_AREA_RANGE = (0.08, 1.0)  # GoogLeNet: "sizes distributed evenly between 8% and 100%"
-CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
-CROP_ATTEMPTS = 10
-EVAL_CROP_FRACTION = 0.875
-INPUT_RANGES = ("minus_one_one", "caffe_bgr")
-EVAL_CROPS = ("central_fraction", "resize_shorter")
-CAFFE_BGR_MEAN = (104.0, 117.0, 128.0)  # pretrainedmodels' bninception settings
-# TF-slim's distort_color ranges at strength 1: brightness ±32/255, saturation and
-# contrast ×[0.5, 1.5], hue ±0.2.
-BRIGHTNESS_DELTA = 32 / 255
-SATURATION_RANGE = 0.5
-HUE_DELTA = 0.2
-CONTRAST_RANGE = 0.5
-MAX_DISTORTION_STRENGTH = 2.0  # beyond it saturation/contrast factors would turn negative
 
-# Saturation and hue act on the chroma plane (I, Q) of YIQ, leaving luma Y alone.
-_YIQ_FROM_RGB = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-_RGB_FROM_YIQ = np.linalg.inv(_YIQ_FROM_RGB)
-
-
-def _rgb_map(yiq_map: np.ndarray) -> np.ndarray:
-    return (_RGB_FROM_YIQ @ yiq_map @ _YIQ_FROM_RGB).astype(np.float32)
-
-
-_KEEP_LUMA = _rgb_map(np.diag([1.0, 0.0, 0.0]))
-_KEEP_CHROMA = _rgb_map(np.diag([0.0, 1.0, 1.0]))
-_TURN_CHROMA = _rgb_map(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]))
-
-# TensorFlow must never claim accelerator memory: JAX owns the devices.
-try:
-    tf.config.set_visible_devices([], "GPU")
-except RuntimeError:  # TensorFlow already initialised its devices (e.g. in a test).
-    pass
+hide_gpus_from_tensorflow()
 
 _FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.int64),
 }
-
-
-def _central_window(shape: tf.Tensor) -> tf.Tensor:
-    """[y, x, height, width] of the central 87.5% of each side (TF-slim's central_crop)."""
-    size = tf.maximum(1, tf.cast(tf.cast(shape[:2], tf.float32) * EVAL_CROP_FRACTION, tf.int32))
-    offset = (shape[:2] - size) // 2
-    return tf.concat([offset, size], axis=0)
-
-
-def _color_matrix(saturation: tf.Tensor, hue_turn: tf.Tensor) -> tf.Tensor:
-    """3×3 RGB map scaling the YIQ chroma plane by ``saturation``, turning it by ``hue_turn``."""
-    angle = 2 * math.pi * hue_turn
-    return (
-        _KEEP_LUMA
-        + saturation * tf.cos(angle) * _KEEP_CHROMA
-        + saturation * tf.sin(angle) * _TURN_CHROMA
-    )
-
-
-def _distort_and_scale(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
-    """Photometric distortions of a [0, 255] image, then scaling to [-1, 1].
-
-    Brightness, saturation, hue and contrast are drawn from TF-slim's ranges times
-    ``strength`` and applied as one affine colour map,
-        q = clip(C · (c · (p − p̄) + p̄) + b),   p in [0, 1], p̄ its mean value,
-    C the saturation/hue matrix, c the contrast factor, b the brightness shift. C
-    keeps grey grey, so brightness and contrast commute with it. TF's own
-    adjust_saturation/adjust_hue convert every pixel to HSV and back, which costs
-    about as much as decoding the image; this map is one small matrix product, an add
-    and a clip (scripts/bench_input.py).
-    """
-    u = tf.random.stateless_uniform([4], seed, -strength, strength)
-    brightness = BRIGHTNESS_DELTA * u[0]
-    color = _color_matrix(1 + SATURATION_RANGE * u[1], HUE_DELTA * u[2])
-    contrast = 1 + CONTRAST_RANGE * u[3]
-    # Folded into one matrix product and one scalar shift, in output units [-1, 1].
-    mean = tf.reduce_mean(image) / 255.0
-    matrix = tf.transpose(color) * (2 * contrast / 255.0)
-    shift = 2 * ((1 - contrast) * mean + brightness) - 1
-    pixels = tf.reshape(image, [-1, 3]) @ matrix + shift
-    return tf.clip_by_value(tf.reshape(pixels, tf.shape(image)), -1.0, 1.0)
-
-
-def train_preprocess(
-    jpeg: tf.Tensor, seed: tf.Tensor, image_size: int, distortion_strength: float
-) -> tf.Tensor:
-    """Encoded JPEG → (image_size, image_size, 3) float32 in [-1, 1], random from ``seed``."""
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    shape = tf.image.extract_jpeg_shape(jpeg)
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape,
-        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-        seed=seeds[0],
-        min_object_covered=0.0,  # the area range alone bounds the crop
-        aspect_ratio_range=CROP_ASPECT_RANGE,
-        area_range=CROP_AREA_RANGE,
-        max_attempts=CROP_ATTEMPTS,
-        use_image_if_no_bounding_boxes=True,
-    )
-    window = tf.concat([begin[:2], size[:2]], axis=0)
-    # When every attempt fails the op returns the whole image; crop the centre instead.
-    failed = tf.reduce_all(size[:2] == shape[:2])
-    window = tf.where(failed, _central_window(shape), window)
-    image = tf.image.decode_and_crop_jpeg(jpeg, window, channels=3)
-    image = tf.image.resize(image, [image_size, image_size], method="bilinear")
-    image = tf.image.stateless_random_flip_left_right(image, seeds[1])
-    if distortion_strength > 0:
-        return _distort_and_scale(image, seeds[2], distortion_strength)
-    return image * (2 / 255.0) - 1.0
-
-
-def eval_preprocess(
-    jpeg: tf.Tensor, image_size: int, eval_crop: str = "central_fraction"
-) -> tf.Tensor:
-    """Encoded JPEG → its central crop as (image_size, image_size, 3) float32 in [-1, 1]."""
-    if eval_crop == "resize_shorter":
-        image = tf.io.decode_jpeg(jpeg, channels=3)
-        shape = tf.cast(tf.shape(image)[:2], tf.float32)
-        side = float(int(image_size / EVAL_CROP_FRACTION))
-        # torchvision's Resize(side): the shorter side becomes side, the other ⌊·⌋.
-        size = tf.cast(tf.floor(shape * side / tf.reduce_min(shape)), tf.int32)
-        size = tf.where(shape == tf.reduce_min(shape), int(side), size)
-        image = tf.image.resize(image, size, method="bilinear")
-        top, left = (tf.cast(tf.round((n - image_size) / 2), tf.int32) for n in tf.unstack(size))
-        image = image[top : top + image_size, left : left + image_size] / 255.0
-    else:
-        window = _central_window(tf.image.extract_jpeg_shape(jpeg))
-        image = tf.image.decode_and_crop_jpeg(jpeg, window, channels=3)
-        image = tf.image.resize(image, [image_size, image_size], method="bilinear") / 255.0
-    return image * 2.0 - 1.0
-
-
-def to_input_range(image: tf.Tensor, input_range: str) -> tf.Tensor:
-    """[-1, 1] RGB images (…, 3) → what the weights expect (``input_range``)."""
-    if input_range == "caffe_bgr":
-        return (image[..., ::-1] + 1.0) * 127.5 - tf.constant(CAFFE_BGR_MEAN)
-    return image
-
-
-def _parse(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    example = tf.io.parse_single_example(record, _FEATURES)
-    return example["image"], tf.cast(example["label"], tf.int32)
 
 
 def _options() -> tf.data.Options:
@@ -222,26 +73,22 @@ def _options() -> tf.data.Options:
 
 @dataclasses.dataclass(frozen=True)
 class _Files:
-    """This process's files of one split and their example counts."""
+    """This process's files of one split and how many examples they hold."""
 
     paths: list[str]
-    lengths: list[int]
-
-    @property
-    def num_examples(self) -> int:
-        return sum(self.lengths)
+    num_examples: int
 
 
-def _process_files(
-    split: str, paths: list[str], lengths: list[int], index: int, count: int
-) -> _Files:
+def _process_files(split: str, info, index: int, count: int) -> _Files:
+    """Process ``index`` of ``count``'s files of a split (TFDS SplitInfo ``info``)."""
+    paths, lengths = [str(p) for p in info.filepaths], info.shard_lengths
     if len(paths) < count:
         raise ValueError(
             f"{NAME} {split} has {len(paths)} files but there are {count} processes; each "
             "process reads its own files. Prepare it again with "
             f"scripts/prepare_imagenet.py --num_shards={count} (or more)."
         )
-    return _Files(paths[index::count], lengths[index::count])
+    return _Files(paths[index::count], sum(lengths[index::count]))
 
 
 def _load_builder(data_dir: str):
@@ -258,6 +105,23 @@ def _load_builder(data_dir: str):
             "and train with --config.data_dir set to that same data directory."
         )
     return builder
+
+
+def _check_settings(
+    shuffle_buffer: int, interleave_cycle: int, label_offset: int, sizes: dict[str, int], count: int
+) -> None:
+    if interleave_cycle < 1 or shuffle_buffer < 0:
+        raise ValueError(
+            f"interleave_cycle={interleave_cycle} must be ≥ 1 and "
+            f"shuffle_buffer={shuffle_buffer} ≥ 0."
+        )
+    preprocessing.check_choice("label_offset", label_offset, (0, 1))
+    for what, size in sizes.items():
+        if size % count:
+            raise ValueError(
+                f"{what}={size} is not divisible by the {count} processes; "
+                "each process must feed an equal share."
+            )
 
 
 class ImageNet:
@@ -281,33 +145,13 @@ class ImageNet:
         eval_crop: str = "central_fraction",
         label_offset: int = 0,
     ):
-        if not 0 <= distortion_strength <= MAX_DISTORTION_STRENGTH:
-            raise ValueError(
-                f"distortion_strength={distortion_strength} must be in "
-                f"[0, {MAX_DISTORTION_STRENGTH}] (1: TF-slim's ranges, 0: no distortions)."
-            )
-        if interleave_cycle < 1 or shuffle_buffer < 0:
-            raise ValueError(
-                f"interleave_cycle={interleave_cycle} must be ≥ 1 and "
-                f"shuffle_buffer={shuffle_buffer} ≥ 0."
-            )
-        for key, value, choices in (
-            ("input_range", input_range, INPUT_RANGES),
-            ("eval_crop", eval_crop, EVAL_CROPS),
-            ("label_offset", label_offset, (0, 1)),
-        ):
-            if value not in choices:
-                raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
-        self.input_range, self.eval_crop, self.label_offset = input_range, eval_crop, label_offset
-        self.num_classes = NUM_CLASSES + label_offset
+        preprocessing.check_settings(distortion_strength, input_range, eval_crop)
         index = jax.process_index() if process_index is None else process_index
         count = jax.process_count() if process_count is None else process_count
-        for what, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if size % count:
-                raise ValueError(
-                    f"{what}={size} is not divisible by the {count} processes; "
-                    "each process must feed an equal share."
-                )
+        batch_sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size}
+        _check_settings(shuffle_buffer, interleave_cycle, label_offset, batch_sizes, count)
+        self.input_range, self.eval_crop, self.label_offset = input_range, eval_crop, label_offset
+        self.num_classes = NUM_CLASSES + label_offset
         splits = _load_builder(data_dir).info.splits
         self.num_train = splits["train"].num_examples
         self.num_eval = splits["validation"].num_examples
@@ -318,16 +162,10 @@ class ImageNet:
         self.interleave_cycle = interleave_cycle
         self.local_batch_size = batch_size // count
         self.local_eval_batch_size = eval_batch_size // count
-        self._train = _process_files(
-            "train",
-            [str(p) for p in splits["train"].filepaths],
-            splits["train"].shard_lengths,
-            index,
-            count,
+        self._train, self._eval = (
+            _process_files(split, splits[split], index, count) for split in ("train", "validation")
         )
-        eval_paths = [str(p) for p in splits["validation"].filepaths]
         eval_lengths = splits["validation"].shard_lengths
-        self._eval = _process_files("validation", eval_paths, eval_lengths, index, count)
         # Every process runs the same number of eval steps: enough for the largest share.
         largest_share = max(sum(eval_lengths[i::count]) for i in range(count))
         self.num_eval_batches = math.ceil(largest_share / self.local_eval_batch_size)
@@ -336,8 +174,8 @@ class ImageNet:
 
     def parse(self, record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(JPEG, label) of a record, the label shifted by ``label_offset``."""
-        jpeg, label = _parse(record)
-        return jpeg, label + self.label_offset
+        example = tf.io.parse_single_example(record, _FEATURES)
+        return example["image"], tf.cast(example["label"], tf.int32) + self.label_offset
 
     def _epoch(self, epoch: tf.Tensor, skip: tf.Tensor) -> tf.data.Dataset:
         """(example seed, record) of one epoch of this process's files, minus ``skip``."""
@@ -376,8 +214,10 @@ class ImageNet:
 
         def example(position, seed, record) -> dict[str, tf.Tensor]:
             jpeg, label = self.parse(record)
-            image = train_preprocess(jpeg, seed, self.image_size, self.distortion_strength)
-            image = to_input_range(image, self.input_range)
+            image = preprocessing.train_preprocess(
+                jpeg, seed, self.image_size, self.distortion_strength
+            )
+            image = preprocessing.to_input_range(image, self.input_range)
             return {"image": image, "label": label, "position": position}
 
         dataset = (
@@ -402,16 +242,36 @@ class ImageNet:
 
     def eval_batches(self) -> Iterator[Batch]:
         """This process's share of the whole validation split once, padded and masked."""
+        central = functools.partial(
+            preprocessing.eval_preprocess, image_size=self.image_size, eval_crop=self.eval_crop
+        )
+        return self.map_eval(central, self.image_shape, self.local_eval_batch_size)
+
+    def map_eval(
+        self,
+        preprocess: Callable[[tf.Tensor], tf.Tensor],
+        image_shape: tuple[int, ...],
+        images_per_batch: int,
+    ) -> Iterator[Batch]:
+        """`eval_batches` with ``preprocess`` (encoded JPEG → [-1, 1] RGB float32 of
+        ``image_shape``, then mapped to ``input_range``) in place of the central crop:
+        the same labels, zero-image padding and mask, in batches of ``images_per_batch``
+        (a divisor of ``local_eval_batch_size``, so the padding fills whole batches).
+        """
+        if self.local_eval_batch_size % images_per_batch:
+            raise ValueError(
+                f"images_per_batch={images_per_batch} must divide this process's eval batch of "
+                f"{self.local_eval_batch_size} images."
+            )
 
         def example(record: tf.Tensor) -> dict[str, tf.Tensor]:
             jpeg, label = self.parse(record)
-            image = eval_preprocess(jpeg, self.image_size, self.eval_crop)
-            image = to_input_range(image, self.input_range)
+            image = preprocessing.to_input_range(preprocess(jpeg), self.input_range)
             return {"image": image, "label": label, "mask": tf.constant(True)}
 
         padding = self.num_eval_batches * self.local_eval_batch_size - self._eval.num_examples
         blank = {
-            "image": tf.zeros(self.image_shape, tf.float32),
+            "image": tf.zeros(image_shape, tf.float32),
             "label": tf.constant(0, tf.int32),
             "mask": tf.constant(False),
         }
@@ -419,7 +279,7 @@ class ImageNet:
             tf.data.TFRecordDataset(self._eval.paths, num_parallel_reads=tf.data.AUTOTUNE)
             .map(example, num_parallel_calls=tf.data.AUTOTUNE)
             .concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
-            .batch(self.local_eval_batch_size, drop_remainder=True)
+            .batch(images_per_batch, drop_remainder=True)
             .prefetch(2)
             .with_options(_options())
         )

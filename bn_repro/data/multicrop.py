@@ -12,9 +12,10 @@ The geometry is `crop_windows`, plain integers in numpy. For inputs other than 2
 Fashion-MNIST model is evaluated at shorter sides 32/36/40/44 with 28-pixel crops.
 
 `multicrop` cuts the windows out of a batch of same-sized images with TensorFlow
-(bilinear resizing, as in bn_repro/data/imagenet.py). `eval_batches` yields a
-dataset's evaluation split with a crops axis: (images, 144, size, size, channels),
-with the same labels, padding and mask as the dataset's own ``eval_batches()``.
+(bilinear resizing, as in bn_repro/data/inception_preprocessing.py). `eval_batches`
+yields a dataset's evaluation split with a crops axis: (images, 144, size, size,
+channels), with the same labels, padding and mask as the dataset's own
+``eval_batches()``.
 """
 
 import functools
@@ -144,42 +145,17 @@ def _in_memory_batches(
 
 
 def _imagenet_batches(dataset: imagenet.ImageNet, images_per_batch: int) -> Iterator[Batch]:
-    """ImageNet validation images decoded whole, cropped 144 times, scaled to [-1, 1]
-    and then to the dataset's ``input_range``.
-
-    Uses the dataset's files, record parser, padding and tf.data options, so images,
-    labels and the mask line up with ``ImageNet.eval_batches()``.
+    """ImageNet validation images decoded whole, cropped 144 times and scaled to [-1, 1],
+    through the dataset's own evaluation pipeline (`ImageNet.map_eval`): the labels,
+    padding, mask and ``input_range`` line up with ``ImageNet.eval_batches()``.
     """
-    if dataset.local_eval_batch_size % images_per_batch:
-        raise ValueError(
-            f"images_per_batch={images_per_batch} must divide this process's eval batch of "
-            f"{dataset.local_eval_batch_size} images."
-        )
     size = dataset.image_size
 
-    def example(record: tf.Tensor) -> dict[str, tf.Tensor]:
-        jpeg, label = dataset.parse(record)
+    def crops(jpeg: tf.Tensor) -> tf.Tensor:
         image = tf.io.decode_jpeg(jpeg, channels=3)
-        crops = multicrop(image[None], size, shorter_sides(size))[0]
-        crops = imagenet.to_input_range(crops * (2 / 255.0) - 1.0, dataset.input_range)
-        return {"image": crops, "label": label, "mask": tf.constant(True)}
+        return multicrop(image[None], size, shorter_sides(size))[0] * (2 / 255.0) - 1.0
 
-    files = dataset._eval
-    padding = dataset.num_eval_batches * dataset.local_eval_batch_size - files.num_examples
-    blank = {
-        "image": tf.zeros((NUM_CROPS, size, size, 3), tf.float32),
-        "label": tf.constant(0, tf.int32),
-        "mask": tf.constant(False),
-    }
-    batches = (
-        tf.data.TFRecordDataset(files.paths)
-        .map(example, num_parallel_calls=tf.data.AUTOTUNE)
-        .concatenate(tf.data.Dataset.from_tensors(blank).repeat(padding))
-        .batch(images_per_batch, drop_remainder=True)
-        .prefetch(2)
-        .with_options(imagenet._options())
-    )
-    yield from batches.as_numpy_iterator()
+    return dataset.map_eval(crops, (NUM_CROPS, size, size, 3), images_per_batch)
 
 
 def eval_batches(

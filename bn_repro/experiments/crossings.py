@@ -21,9 +21,7 @@ def smooth(values: np.ndarray) -> np.ndarray:
     """Centred moving mean of `WINDOW` evaluations, shorter at the ends."""
     values = np.asarray(values, float)
     half = WINDOW // 2
-    return np.array(
-        [values[max(0, i - half) : i + half + 1].mean() for i in range(len(values))]
-    )
+    return np.array([values[max(0, i - half) : i + half + 1].mean() for i in range(len(values))])
 
 
 def value_at(steps: np.ndarray, smoothed: np.ndarray, step: float) -> float:

@@ -5,9 +5,9 @@ Caffe (bn_repro/models/geometry.py). The mathematics is
 the same on every platform; only the way XLA is asked to compute it differs, behind
 one switch, ``cpu_matmuls``: on for training steps when JAX runs on CPU
 (`cpu_matmuls_default`; the layers pass ``train``), where XLA's convolution gradients
-are slow. Inference has no gradients, and there XLA's own convolutions were faster
-(the CPU-scale network's evaluation: 4.6 s instead of 6.8 s per 10,000 images). On
-GPU and TPU, XLA's convolutions are the fast path and are used as written.
+are slow. Inference has no gradients, and there XLA's own convolutions are faster. On
+GPU and TPU, XLA's convolutions are the fast path and are used as written. The
+measurements behind this switch, and their commands: docs/measurements.md.
 """
 
 import flax.linen as nn
@@ -55,15 +55,11 @@ class Conv(nn.Module):
       kernel as a (k·k·C_in, C_out) matrix;
     * a grouped convolution (the depthwise half of the separable first layer) first
       becomes a dense one whose kernel is zero between groups: 3× that small layer's
-      multiply-adds, but XLA's grouped-convolution gradient was 4× slower.
+      multiply-adds, but XLA's grouped-convolution gradient is slower still.
 
-    Why (2-core CPU, shared, so ±5%): XLA's CPU convolution gradients run about 100×
-    slower inside a loop (the trainer's `lax.scan` over steps): a 3×3 weight
-    gradient at 14×14×64, batch 64, took 3.4 CPU-s there and 37 ms outside, while
-    matrix products run at the same speed in both. Fashion-MNIST config, per step in
-    the trainer's loop: 4.5 CPU-s with XLA convolutions, 0.53 with matrix products.
-    Outside a loop, the 224 px BN-Inception training step at batch 32 took 9.6-10.3
-    CPU-s with XLA convolutions and 7.9 with these matrix products.
+    Why: XLA's CPU convolution gradients are far slower inside a loop (the trainer's
+    `lax.scan` over steps) than outside it, while matrix products run at the same
+    speed in both; outside a loop too, the matrix products are faster.
 
     On GPU and TPU XLA's convolutions are the fast path, and they are used as written.
 

@@ -72,8 +72,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bn_repro.batch_norm import BatchNorm
+from bn_repro.batch_norm import DEFAULT_EPSILON, DEFAULT_MOMENTUM, BatchNorm
 from bn_repro.models import geometry
+from bn_repro.models.activations import Nonlinearity
 from bn_repro.models.conv import Conv
 from bn_repro.models.lrn import LocalResponseNorm
 
@@ -114,7 +115,6 @@ FIGURE_5 = tuple(Row(*row) for row in (
 MODULES_WITH_POOL_PROJ_4CD = ("4c", "4d")
 DEPTH_FIELDS = ("n1x1", "n3x3_reduce", "n3x3", "double_3x3_reduce", "double_3x3", "pool_proj")
 
-ACTIVATIONS = {"relu": nn.relu, "sigmoid": nn.sigmoid}
 NORMS = ("batch", "none")
 STEMS = ("imagenet", "small")
 FIRST_CONVS = ("separable", "plain")
@@ -132,8 +132,8 @@ class LayerOptions:
 
     norm: str = "batch"
     activation: str = "relu"
-    bn_epsilon: float = 1e-3
-    bn_momentum: float = 0.99
+    bn_epsilon: float = DEFAULT_EPSILON
+    bn_momentum: float = DEFAULT_MOMENTUM
     bn_group_size: int | None = None
     conv_init_scale: float = 1.0
     # Variants of the published weights (module docstring); the defaults are Figure 5's.
@@ -143,15 +143,6 @@ class LayerOptions:
     # The platform switch of bn_repro/models/conv.py; `create` sets it for the backend.
     cpu_matmuls: bool = False
     dtype: jnp.dtype = jnp.float32  # compute dtype (bn_repro/models/precision.py)
-
-
-class Nonlinearity(nn.Module):
-    """g, a module so that every nonlinearity of the network shows in its module tree."""
-
-    kind: str
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return ACTIVATIONS[self.kind](x)
 
 
 class ConvLayer(nn.Module):

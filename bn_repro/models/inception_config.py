@@ -36,9 +36,9 @@ Options (top-level config keys, defaults in configs/default.py):
 import ml_collections
 
 from bn_repro.models import geometry
+from bn_repro.models.activations import ACTIVATIONS
 from bn_repro.models.conv import cpu_matmuls_default
 from bn_repro.models.inception import (
-    ACTIVATIONS,
     FIRST_CONVS,
     NORMS,
     POOL_PROJ_4CD_CHOICES,

@@ -13,10 +13,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from bn_repro.batch_norm import BatchNorm
+from bn_repro.batch_norm import DEFAULT_EPSILON, DEFAULT_MOMENTUM, BatchNorm
+from bn_repro.models.activations import ACTIVATIONS
 from bn_repro.models.precision import compute_dtype
-
-ACTIVATIONS = {"sigmoid": nn.sigmoid, "relu": nn.relu}
 
 # Which unit of the last hidden layer Figure 1 (b, c) follows: a "typical sigmoid".
 PROBED_UNIT = 0
@@ -35,8 +34,8 @@ class MLP(nn.Module):
     use_bn: bool = False
     init_stddev: float = 0.1
     activation: str = "sigmoid"
-    bn_epsilon: float = 1e-3
-    bn_momentum: float = 0.99
+    bn_epsilon: float = DEFAULT_EPSILON
+    bn_momentum: float = DEFAULT_MOMENTUM
     bn_group_size: int | None = None
     dtype: jnp.dtype = jnp.float32  # compute dtype (bn_repro/models/precision.py)
 
