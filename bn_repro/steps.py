@@ -13,7 +13,7 @@ import optax
 from flax import traverse_util
 
 from bn_repro.batch_norm import BATCH_STATS
-from bn_repro.train_state import TrainState
+from bn_repro.train_state import TrainState, kernel_norm
 
 Batch = dict[str, Any]
 # Training distortions applied on the device: (images in [0, 1], step) → images.
@@ -69,6 +69,7 @@ def train_step(
         "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
         "learning_rate": learning_rate_fn(state.step),
         "finite": finite,
+        "kernel_norm": kernel_norm(new_state.params),
     }
     return new_state, metrics
 

@@ -1,23 +1,22 @@
 """Runs the CPU-scale Table 2 (configs/small_table2.py), then its report and plot.
 
-  python scripts/reproduce_small.py [--quick] [--runs=DIR] [--parallel=2|1]
+  python scripts/reproduce_small.py [--quick] [--seeds=0,1,2] [--runs=DIR] [--parallel=2|1]
+  python scripts/reproduce_small.py --calibrate   # Inception's rate, run once
 
-Jobs: the calibration of Inception's rate (CALIBRATION_RATES × CALIBRATION_SEEDS),
-the six Table-2 rows (SEEDS: two seeds for Inception, BN-x5 and BN-x30), and the two
-rows without BN at ×5 and ×30. With ``--parallel=2`` (default) two jobs run side by
-side, each on one core with one XLA thread (on the 2-core development machine this
-gave more steps/s in aggregate than one two-threaded run; README); ``--parallel=1``
-runs one job at a time on all cores. The longest jobs start first.
+Jobs: every row of the plan (docs/small_table2_protocol.md): the six Table-2 rows
+(three seeds for Inception, BN-x5 and BN-x30), Inception at ×5 and ×30 without BN,
+BN-x5 without L2, and the constant-rate sweeps with and without BN. ``--seeds`` runs
+the seeded rows with other seeds, into their own DIR. With ``--parallel=2`` (default)
+two jobs run side by side, each on one core with one XLA thread; ``--parallel=1`` runs
+one job at a time on all cores. The longest jobs start first.
 
 Each training job is `python -m bn_repro.main` in its own workdir under DIR, its
 console in DIR/logs/NAME.log. Run again, the script skips finished jobs and resumes
 the others from their checkpoints; SIGINT/SIGTERM stop every job at a checkpoint. A
 job that diverges is a result, not a failure: its message goes to WORKDIR/DIVERGED
-and the job counts as finished. The population-statistics checks of each BN run
-(scripts/small_table2_report.py --population_for=NAME, cached in WORKDIR/eval) run
-in the same slots, as soon as that run and Inception's seeds (which set the targets)
-have finished. Then scripts/small_table2_report.py writes DIR/table2.md and
-scripts/plot_curves.py DIR/figure2.png.
+and the job counts as finished. Then bn_repro.experiments.table2_report writes
+DIR/table2.md (DIR/calibration.md with --calibrate) and scripts/plot_curves.py
+DIR/figure2.png.
 """
 
 import argparse
@@ -30,10 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-import small_table2_report as report
 from plot_curves import plot
 
 from bn_repro.configs import small_table2 as plan
+from bn_repro.experiments import table2_report
+from bn_repro.experiments.table2_runs import calibration_name, run_name
 
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 DIVERGED_MESSAGE = "Training diverged"
@@ -62,34 +62,29 @@ def training_job(name: str, config: str, runs: Path, *overrides: str) -> Job:
     return Job(name, arguments, plan.get_config(config).total_steps)
 
 
-def jobs(quick: bool, runs: Path) -> list[Job]:
-    """The population checks (each as soon as its run and Inception's seeds, which set
-    the targets, have finished), then the training jobs, longest first."""
+def jobs(quick: bool, runs: Path, seeds: tuple[int, ...], calibrate: bool) -> list[Job]:
+    """The training jobs, longest first: the calibration alone with ``calibrate``, else
+    every row of the plan (the seeded rows with ``seeds``, the others with the first)."""
     suffix = ",quick" if quick else ""
-    training = [
-        training_job(
-            report.calibration_name(rate, seed),
-            plan.CALIBRATION + suffix,
-            runs,
-            f"--config.learning_rate={rate}",
-            f"--config.seed={seed}",
-        )
-        for rate in plan.CALIBRATION_RATES
-        for seed in plan.CALIBRATION_SEEDS
-    ]
-    checks = []
-    inception = {report.run_name("inception", seed) for seed in plan.SEEDS["inception"]}
-    for row in (*plan.ROWS, *plan.WITHOUT_BN):
-        for seed in plan.SEEDS.get(row, (0,)):
-            name = report.run_name(row, seed)
-            training.append(training_job(name, row + suffix, runs, f"--config.seed={seed}"))
-            if row in plan.ROWS and report.has_population_checks(row):
-                script = ("scripts/small_table2_report.py", f"--runs={runs}")
-                arguments = (*script, f"--population_for={name}")
-                checks.append(
-                    Job(f"{name}_population", arguments, 0, False, frozenset({name, *inception}))
-                )
-    return checks + sorted(training, key=lambda job: -job.steps)
+    if calibrate:
+        training = [
+            training_job(
+                calibration_name(rate, seed),
+                plan.CALIBRATION + suffix,
+                runs,
+                f"--config.learning_rate={rate}",
+                f"--config.seed={seed}",
+            )
+            for rate in plan.CALIBRATION_RATES
+            for seed in plan.CALIBRATION_SEEDS
+        ]
+    else:
+        training = [
+            training_job(run_name(row, seed), row + suffix, runs, f"--config.seed={seed}")
+            for row in (*plan.ROWS, *plan.CONTROLS, plan.NO_L2, *plan.SWEEPS)
+            for seed in (seeds if row in plan.SEEDED_ROWS else seeds[:1])
+        ]
+    return sorted(training, key=lambda job: -job.steps)
 
 
 def finished(workdir: Path) -> bool:
@@ -185,35 +180,51 @@ def _schedule(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="every row, about 10× shorter")
+    parser.add_argument("--quick", action="store_true", help="every row, about 8× shorter")
+    parser.add_argument(
+        "--calibrate", action="store_true", help="only the calibration of Inception's rate"
+    )
+    parser.add_argument(
+        "--seeds",
+        default=",".join(map(str, plan.SEEDS)),
+        help="seeds of the seeded rows (Inception, BN-x5, BN-x30); the first for the others",
+    )
     parser.add_argument(
         "--runs", type=Path, help="default runs/small (runs/small_quick with --quick)"
     )
     parser.add_argument("--parallel", type=int, choices=(1, 2), default=2)
     parser.add_argument("--only", help="run only the jobs whose name starts with this; no report")
     args = parser.parse_args()
-    runs = args.runs or Path("runs/small_quick" if args.quick else "runs/small")
+    seeds = tuple(int(seed) for seed in args.seeds.split(","))
+    default_runs = "runs/small_quick" if args.quick else "runs/small"
+    if seeds != plan.SEEDS:
+        default_runs += "_seeds" + "_".join(map(str, seeds))
+    runs = args.runs or Path(default_runs)
     (runs / "logs").mkdir(parents=True, exist_ok=True)
     began = time.time()
-    every = jobs(args.quick, runs)
-    done = {job.name for job in every if job.trains and finished(job.workdir(runs))}
+    every = jobs(args.quick, runs, seeds, args.calibrate)
+    done = {job.name for job in every if finished(job.workdir(runs))}
     todo = [job for job in every if job.name not in done]
     if args.only:
-        todo = [job for job in todo if job.trains and job.name.startswith(args.only)]
+        todo = [job for job in todo if job.name.startswith(args.only)]
     print(f"{len(todo)} of {len(every)} jobs to run in {runs}, {args.parallel} at a time.")
     if not run_all(todo, done, runs, args.parallel):
         sys.exit(f"Stopped before every job finished; run {' '.join(sys.argv)} again to resume.")
     if args.only:
         return
-    text = report.report(runs, population=True)
+    if args.calibrate:
+        text = table2_report.calibration_table(runs) + "\n"
+        (runs / "calibration.md").write_text(text)
+        print(text)
+        return
+    text = table2_report.report(runs, seeds)
     (runs / "table2.md").write_text(text)
     print(text)
-    workdirs = [runs / report.run_name(row, 0) for row in plan.ROWS]
     plot(
-        workdirs,
+        [runs / run_name(row, seeds[0]) for row in plan.ROWS],
         runs / "figure2.png",
-        [report.LABELS[row] for row in plan.ROWS],
-        title="Fashion-MNIST test accuracy (configs/small_table2.py, seed 0)",
+        [table2_report.LABELS[row] for row in plan.ROWS],
+        title=f"Fashion-MNIST test accuracy (configs/small_table2.py, seed {seeds[0]})",
     )
     print(
         f"Written {runs}/table2.md and {runs}/figure2.png. Wall time: {time.time() - began:.0f} s"
