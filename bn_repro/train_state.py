@@ -30,7 +30,8 @@ def is_kernel(params: Any) -> Any:
 
 def kernel_norm(params: Any) -> jax.Array:
     """The Euclidean norm of all kernels together (what L2 shrinks)."""
-    kernels = [p for p, k in zip(jax.tree.leaves(params), jax.tree.leaves(is_kernel(params))) if k]
+    masks = jax.tree.leaves(is_kernel(params))
+    kernels = [p for p, kernel in zip(jax.tree.leaves(params), masks, strict=True) if kernel]
     return jnp.sqrt(sum(jnp.sum(jnp.square(k.astype(jnp.float32))) for k in kernels))
 
 

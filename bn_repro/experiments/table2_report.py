@@ -44,10 +44,10 @@ def _spread(values: np.ndarray, unit: str = "×") -> str:
 def targets_table(inception: list[Run]) -> str:
     rows = []
     for run, found in zip(inception, table2_analysis.targets(inception), strict=True):
-        gain = found["gain"]
+        verdict = "passes" if found["gain"] < crossings.PLATEAU_GAIN else "fails"
         rows.append(
             [run.name, f"{found['a_star']:.2%}", *map(_steps, found["steps"]),
-             f"{found['rate']:.3g}", f"{gain * 100:+.2f} pt ({'passes' if gain < crossings.PLATEAU_GAIN else 'fails'})"]
+             f"{found['rate']:.3g}", f"{found['gain'] * 100:+.2f} pt ({verdict})"]
         )  # fmt: skip
     header = ["Inception run", "A* (smoothed max)", *[f"steps to {t}" for t in TARGETS]]
     return _table([*header, "rate at A*", "plateau: gain over last 25%"], rows)
