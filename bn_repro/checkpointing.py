@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from bn_repro import distributed
 from bn_repro.console import say
 
 CONFIG_FILE = "config.json"
@@ -45,17 +46,35 @@ RESUMABLE_CHANGES = frozenset(
     }
 )
 # Keys added to the config after some workdirs were recorded, with the value those
-# runs used: a workdir without the key resumes as if it had recorded that value.
+# runs used: a workdir without the key resumes and evaluates as if it had recorded
+# that value. Dotted keys are nested ("bn.use_scale" is config.bn.use_scale).
 KEYS_ADDED_LATER = {
     "dtype": "float32",
     "train_examples": 0,
     "eval_examples": 0,
+    # Distortions, shuffling, evaluation grid and LRN scale of small datasets.
     "distortions": "none",
+    "distortion_strength": 1.0,
     "min_crop_area": 0.35,
     "shuffle": "examples",
     "interval_growth": 1.0,
     "lrn_pixel_scale": 1.0,
+    # The published weights' network variants (bn_repro/models/inception_config.py).
+    "padding": "same",
+    "bn.use_scale": True,
+    "conv_bias_with_bn": False,
+    "first_conv_bn": True,
 }
+# Keys only the configs of one dataset have: a default for another dataset's run
+# would be a key its current config lacks, which the resume check would refuse.
+DATASET_KEYS_ADDED_LATER = {
+    "imagenet2012": {
+        "input_range": "minus_one_one",
+        "eval_crop": "central_fraction",
+        "label_offset": 0,
+    }
+}
+CHECKPOINTS = "checkpoints"
 
 
 def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
@@ -66,7 +85,7 @@ def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
         # Leftovers of a write cut short (the process was killed) are removed on start.
         cleanup_tmp_directories=True,
     )
-    return ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", options=options)
+    return ocp.CheckpointManager(Path(workdir).absolute() / CHECKPOINTS, options=options)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
@@ -79,19 +98,60 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
     return manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
+def open_read_only(workdir: str | Path, item_handlers: Any = None) -> ocp.CheckpointManager:
+    """A manager of ``workdir``'s checkpoints that never deletes or cleans up what a
+    training run writes: the run may still be training there."""
+    directory = Path(workdir).absolute() / CHECKPOINTS
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"No checkpoints in {directory}; is {workdir} the --workdir of a training run?"
+        )
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+    return ocp.CheckpointManager(directory, options=options, item_handlers=item_handlers)
+
+
+def finished(workdir: str | Path) -> bool:
+    """Whether ``workdir`` holds a checkpoint at its recorded config's last step."""
+    workdir = Path(workdir)
+    config, checkpoints = workdir / CONFIG_FILE, workdir / CHECKPOINTS
+    if not config.exists() or not checkpoints.is_dir():
+        return False
+    total = json.loads(config.read_text())["total_steps"]
+    # Orbax writes into STEP.orbax-checkpoint-tmp-*: only complete checkpoints are digits.
+    steps = [int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()]
+    return bool(steps) and max(steps) >= total
+
+
+def with_keys_added_later(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config (as JSON) with the values of the keys added since that it lacks."""
+    complete = json.loads(json.dumps(recorded))  # a deep copy
+    later = {**KEYS_ADDED_LATER, **DATASET_KEYS_ADDED_LATER.get(recorded.get("dataset"), {})}
+    for key, value in later.items():
+        *parents, leaf = key.split(".")
+        node = complete
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node.setdefault(leaf, value)
+    return complete
+
+
+def load_config(workdir: str | Path) -> ml_collections.ConfigDict:
+    """The config recorded in ``workdir``, every key added since at the value it ran with."""
+    path = Path(workdir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; is {workdir} a training run's workdir?")
+    return ml_collections.ConfigDict(with_keys_added_later(json.loads(path.read_text())))
+
+
 def restore_weights(workdir: str | Path, target: dict[str, Any]) -> dict[str, Any]:
     """Only the subtrees of ``target`` (e.g. params, batch_stats) from ``workdir``'s latest
     checkpoint, whatever optimizer state it holds: a run's ``init_from``.
     """
-    directory = Path(workdir).absolute() / "checkpoints"
-    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
-    manager = ocp.CheckpointManager(
-        directory, options=options, item_handlers=ocp.PyTreeCheckpointHandler()
-    )
+    manager = open_read_only(workdir, item_handlers=ocp.PyTreeCheckpointHandler())
     try:
         step = manager.latest_step()
         if step is None:
-            raise FileNotFoundError(f"No checkpoint in {directory} to initialise from.")
+            raise FileNotFoundError(f"No checkpoint in {manager.directory} to initialise from.")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         args = ocp.args.PyTreeRestore(abstract, partial_restore=True)
         restored = manager.restore(step, args=args)
@@ -124,7 +184,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
             state, error = None, exception
         # All processes must resume from the same step, even if only one of them
         # found its part of the checkpoint damaged.
-        if _all_processes_agree(error is None):
+        if distributed.all_processes(error is None):
             return state
         damaged = Path(manager.directory).parent / "damaged_checkpoints" / str(step)
         reason = f"{type(error).__name__}: {str(error)[:200]}" if error else "damaged elsewhere"
@@ -144,12 +204,6 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
             "move the directory away to start afresh."
         )
     return target
-
-
-def _all_processes_agree(local_ok: bool) -> bool:
-    if jax.process_count() == 1:
-        return local_ok
-    return bool(np.all(multihost_utils.process_allgather(np.array(local_ok))))
 
 
 def ensure_writable(workdir: Path) -> None:
@@ -189,7 +243,7 @@ def check_and_record_config(config: ml_collections.ConfigDict, workdir: Path) ->
     path = workdir / CONFIG_FILE
     now = _as_json(config)
     if path.exists() and not config.get("allow_config_change", False):
-        saved = {**KEYS_ADDED_LATER, **_flat(json.loads(path.read_text()))}
+        saved = _flat(with_keys_added_later(json.loads(path.read_text())))
         current = _flat(now)
         differences = {
             key: (saved.get(key, "<absent>"), current.get(key, "<absent>"))

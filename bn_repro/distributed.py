@@ -13,7 +13,9 @@ devices in `jax.devices()` and feeds its own share of every batch; see train.py.
 import os
 
 import jax
+import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 ENV_COORDINATOR = "BN_REPRO_COORDINATOR"
 ENV_NUM_PROCESSES = "BN_REPRO_NUM_PROCESSES"
@@ -74,3 +76,26 @@ def initialize(
         jax.local_device_count(),
         jax.device_count(),
     )
+
+
+def _gathered(local: np.ndarray) -> np.ndarray:
+    """``local`` of every process, stacked on a new first axis. A single-process run
+    skips the collective, so it needs no distributed runtime."""
+    if jax.process_count() == 1:
+        return np.asarray(local)[None]
+    return np.asarray(multihost_utils.process_allgather(np.asarray(local)))
+
+
+def all_processes(local: bool) -> bool:
+    """True on every process if ``local`` is true on every process."""
+    return bool(np.all(_gathered(np.array(local))))
+
+
+def any_process(local: bool) -> bool:
+    """True on every process if ``local`` is true on any process."""
+    return bool(np.any(_gathered(np.array(local))))
+
+
+def sum_over_processes(local: np.ndarray) -> np.ndarray:
+    """The elementwise sum of ``local`` over the processes, on every process."""
+    return np.sum(_gathered(local), axis=0)

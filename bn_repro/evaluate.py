@@ -36,7 +36,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import app, flags, logging
 from clu import metric_writers
 from ml_collections import config_flags
@@ -66,7 +65,8 @@ class Predictions:
 def load_config(
     workdir: str | Path, config: ml_collections.ConfigDict | None = None
 ) -> ml_collections.ConfigDict:
-    """``config`` if given, else the run's own ``workdir/config.json``."""
+    """``config`` if given, else the run's own ``workdir/config.json`` (with the
+    values of the keys added since it was recorded)."""
     if not Path(workdir).is_dir():
         raise FileNotFoundError(f"{workdir} is not a directory; pass a training run's --workdir.")
     if config is not None:
@@ -76,25 +76,14 @@ def load_config(
         raise FileNotFoundError(
             f"{path} does not exist; pass the run's config with --config=configs/NAME.py."
         )
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
-
-
-def open_checkpoints(workdir: str | Path) -> ocp.CheckpointManager:
-    """A read-only manager: it never deletes or cleans up what a training run writes."""
-    directory = Path(workdir).absolute() / "checkpoints"
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"No checkpoints in {directory}; is {workdir} the --workdir of a training run?"
-        )
-    options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
-    return ocp.CheckpointManager(directory, options=options)
+    return checkpointing.load_config(workdir)
 
 
 def restore_checkpoint(
     trainer: train.Trainer, workdir: str | Path, step: int | None = None
 ) -> train.TrainState:
     """The train state at ``step`` (default: the latest checkpoint) of ``workdir``."""
-    manager = open_checkpoints(workdir)
+    manager = checkpointing.open_read_only(workdir)
     try:
         steps = sorted(manager.all_steps())
         if not steps:

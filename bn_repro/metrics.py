@@ -17,19 +17,12 @@ import jax
 import ml_collections
 import numpy as np
 from clu import metric_writers, periodic_actions
-from jax.experimental import multihost_utils
 
 from bn_repro import data, perf
 from bn_repro.console import say
 
 PROGRESS_MIN_SECS = 10.0
 PROGRESS_MAX_SECS = 30.0
-
-
-def sum_over_processes(per_step: np.ndarray) -> np.ndarray:
-    if jax.process_count() == 1:
-        return per_step
-    return np.sum(multihost_utils.process_allgather(per_step), axis=0)
 
 
 def write_train_metrics(

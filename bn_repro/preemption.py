@@ -9,9 +9,7 @@ agreed on with a collective: any process that was signalled stops them all.
 import signal
 import types
 
-import jax
-import numpy as np
-from jax.experimental import multihost_utils
+from bn_repro import distributed
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -39,7 +37,4 @@ class StopRequest:
 
     def agreed(self) -> bool:
         """True on every process if any process has been asked to stop."""
-        local = np.array(self.signal_name is not None)
-        if jax.process_count() == 1:
-            return bool(local)
-        return bool(np.any(multihost_utils.process_allgather(local)))
+        return distributed.any_process(self.signal_name is not None)

@@ -21,7 +21,16 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from bn_repro import checkpointing, cpu_compiler_options, data, metrics, models, perf, schedule
+from bn_repro import (
+    checkpointing,
+    cpu_compiler_options,
+    data,
+    distributed,
+    metrics,
+    models,
+    perf,
+    schedule,
+)
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
 from bn_repro.console import say
 from bn_repro.data import distortions
@@ -273,7 +282,7 @@ class _Loop:
                 next_chunk = next(chunks, None)
             chunk_metrics = jax.device_get(chunk_metrics)
         if skipped_images is not None:
-            chunk_metrics[data.SKIPPED_IMAGES] = metrics.sum_over_processes(skipped_images)
+            chunk_metrics[data.SKIPPED_IMAGES] = distributed.sum_over_processes(skipped_images)
         return state, chunk_metrics, next_chunk
 
 

@@ -20,7 +20,7 @@ actually executes.
 ``--peer=torch`` / ``--peer=tf_slim`` (repeatable) also time BN-Inception's training
 step at 224×224 and the same batch in pretrainedmodels' PyTorch port (eager) and in
 TF-slim's ``inception_v2`` (a graph), in this process after ours, and print our speed
-as a ratio of theirs (`scripts/peer_nets.py`).
+as a ratio of theirs (`bn_repro/experiments/peer_nets.py`).
 """
 
 import os
@@ -38,11 +38,11 @@ import types  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-import peer_nets  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from bn_repro import models, train  # noqa: E402
+from bn_repro.experiments import peer_nets  # noqa: E402
 from bn_repro.models import summary  # noqa: E402
 
 PEERS = {"torch": "PyTorch eager, pretrainedmodels BNInception", "tf_slim": "TF-slim inception_v2"}

@@ -10,21 +10,17 @@ evaluates on the 10,000 test images at ``EVALS`` equally spaced numbers of examp
 seen, and prints the test accuracy there. The BN moving-average momentum is 0.99^k
 at batch 32k, so that the inference statistics average over the same number of
 examples at every batch size. Runs go ``--jobs`` at a time, each on one core
-(cycling over the cores); finished runs are
-read, not trained again.
+(cycling over the cores; bn_repro/experiments/runner.py), their consoles in
+WORKDIR/logs; finished runs are read, not trained again.
 """
 
-import json
-import os
-import queue
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from absl import app, flags
 
 from bn_repro import event_logs
+from bn_repro.experiments import runner
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "runs/lr_scaling", "Directory holding one workdir per run.")
@@ -56,7 +52,7 @@ def _name(row: str, batch: int, rule: str, warmup: bool) -> str:
     return f"{row}_b{batch}_{rule}" + ("_warmup" if warmup else "")
 
 
-def _command(row: str, batch: int, rule: str, warmup: bool, workdir: Path) -> list[str]:
+def _job(row: str, batch: int, rule: str, warmup: bool, runs: Path) -> runner.Job:
     steps, k = EXAMPLES // batch, batch // WORKER_BATCH
     every = steps // EVALS
     overrides = {
@@ -71,47 +67,13 @@ def _command(row: str, batch: int, rule: str, warmup: bool, workdir: Path) -> li
         "log_every_steps": every,
         "keep_checkpoints": 1,
     }
-    return [
-        sys.executable,
-        "-m",
-        "bn_repro.main",
-        f"--config=configs/small_table2.py:{row}",
-        f"--workdir={workdir}",
+    return runner.training_job(
+        _name(row, batch, rule, warmup),
+        f"configs/small_table2.py:{row}",
+        runs,
+        steps,
         *(f"--config.{key}={value}" for key, value in overrides.items()),
-    ]
-
-
-def _train(run: tuple, cores: queue.Queue) -> None:
-    core = cores.get()  # one run per core at a time
-    try:
-        _train_on(run, core)
-    finally:
-        cores.put(core)
-
-
-def _finished(workdir: Path) -> bool:
-    """Whether the run's last checkpoint is written (then it is read, not started)."""
-    config = workdir / "config.json"
-    if not config.exists():
-        return False
-    total = json.loads(config.read_text())["total_steps"]
-    return (workdir / "checkpoints" / str(total)).exists()
-
-
-def _train_on(run: tuple, core: int) -> None:
-    workdir = Path(FLAGS.workdir) / _name(*run)
-    if _finished(workdir):
-        return
-    env = dict(
-        os.environ,
-        XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-        JAX_COMPILATION_CACHE_DIR=str(Path(FLAGS.workdir) / "jax_cache"),
     )
-    log = workdir.with_suffix(".log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as out:
-        command = ["taskset", "-c", str(core), *_command(*run, workdir)]
-        subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
 
 
 def _table() -> str:
@@ -142,15 +104,12 @@ def main(argv: list[str]) -> None:
 
 
 def _train_all() -> None:
-    cores = queue.Queue()
-    available = sorted(os.sched_getaffinity(0))
-    for i in range(FLAGS.jobs):
-        cores.put(available[i % len(available)])
-    with ThreadPoolExecutor(FLAGS.jobs) as pool:
-        chosen = [run for run in RUNS if FLAGS.runs is None or _name(*run) in FLAGS.runs]
-        futures = [pool.submit(_train, run, cores) for run in chosen]
-        for future in futures:
-            future.result()
+    runs = Path(FLAGS.workdir)
+    chosen = [_job(*run, runs) for run in RUNS if FLAGS.runs is None or _name(*run) in FLAGS.runs]
+    todo, done = runner.pending(chosen, runs)
+    cache = {"JAX_COMPILATION_CACHE_DIR": str(runs / "jax_cache")}
+    if not runner.run_all(todo, done, runs, FLAGS.jobs, pin=True, env=cache):
+        sys.exit(f"Stopped before every run finished; run {' '.join(sys.argv)} again to resume.")
 
 
 if __name__ == "__main__":

@@ -6,20 +6,18 @@
 * `pretrainedmodels_bninception`: ``BNInception`` from the pretrainedmodels 0.7.4
   source distribution (installed with --no-deps by scripts/setup_env.sh).
 
-Both are loaded as `scripts/peer_nets.py` loads them for the speed comparison.
+Both are loaded as `bn_repro/experiments/peer_nets.py` loads them for the speed comparison.
 
 Random moving statistics (mean ≠ 0, variance ≠ 1) make a mapping mistake show:
 zeros and ones would hide swapped statistics. Weights are He-scaled so activations
 stay in range through the 40 layers.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-from peer_nets import load_bninception_module, load_tf_slim  # noqa: E402
+from bn_repro.experiments.peer_nets import load_bninception_module, load_tf_slim
 
 # Our names of the layers whose outputs are compared besides the logits: the stem's
 # last convolution (before its max pool) and inception 4e.

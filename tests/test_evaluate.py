@@ -6,6 +6,7 @@ records the pre-BN activations of every layer on the same training batches.
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from bn_repro import data, ensemble, evaluate, event_logs, train
+from bn_repro import checkpointing, data, ensemble, evaluate, event_logs, train
 from bn_repro.batch_norm import DEFAULT_EPSILON
 from bn_repro.data import multicrop
 from tests.helpers import assert_trees_equal, small_mnist_config
@@ -172,6 +173,21 @@ def test_cli_writes_json_and_tensorboard_scalars(runs):
     scalars = event_logs.read_scalars(workdir / "eval")
     steps, accuracy = scalars["population3_center/accuracy"]
     assert steps.tolist() == [200] and accuracy[0] == pytest.approx(saved["accuracy"])
+
+
+def test_a_config_recorded_before_later_keys_evaluates_and_resumes(runs, predictions, tmp_path):
+    # A workdir recorded before dtype and bn.use_scale existed: those runs computed in
+    # float32, with γ.
+    old = tmp_path / "old"
+    shutil.copytree(runs[0] / "bn", old)
+    recorded = json.loads((old / checkpointing.CONFIG_FILE).read_text())
+    del recorded["dtype"], recorded["bn"]["use_scale"]
+    (old / checkpointing.CONFIG_FILE).write_text(json.dumps(recorded))
+    config = evaluate.load_config(old)
+    assert config.dtype == "float32" and config.bn.use_scale
+    again = evaluate.predict_run(old)
+    np.testing.assert_array_equal(again.log_probs, predictions["bn"].log_probs)
+    checkpointing.check_and_record_config(small_mnist_config(), old)  # no refusal
 
 
 def test_errors_name_the_problem(runs, bn_run, tmp_path):

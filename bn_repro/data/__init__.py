@@ -22,9 +22,9 @@ SKIPPED_IMAGES = "skipped_images"
 
 def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
     train, test = mnist.load(config.dataset, config.get("data_dir"))
-    if config.get("train_examples"):
+    if config.train_examples:
         train = class_balanced_subset(train, config.train_examples, num_classes=10)
-    if config.get("eval_examples"):
+    if config.eval_examples:
         test = class_balanced_subset(test, config.eval_examples, 10, key="eval_examples")
     return InMemoryDataset(
         config.dataset,
@@ -40,7 +40,7 @@ def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
 
 def _imagenet(config: ml_collections.ConfigDict) -> Any:
     for key in ("train_examples", "eval_examples"):
-        if config.get(key):
+        if config[key]:
             raise ValueError(
                 f"{key}={config[key]} selects a subset of a small dataset; ImageNet has "
                 f"none. Set --config.{key}=0."

@@ -297,8 +297,7 @@ def create(config: ml_collections.ConfigDict) -> ImageNet:
         distortion_strength=config.distortion_strength,
         shuffle_buffer=config.shuffle_buffer,
         interleave_cycle=config.interleave_cycle,
-        # Absent from runs recorded before these keys existed.
-        input_range=config.get("input_range", "minus_one_one"),
-        eval_crop=config.get("eval_crop", "central_fraction"),
-        label_offset=config.get("label_offset", 0),
+        input_range=config.input_range,
+        eval_crop=config.eval_crop,
+        label_offset=config.label_offset,
     )

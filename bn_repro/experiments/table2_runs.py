@@ -15,12 +15,11 @@ import numpy as np
 
 from bn_repro import event_logs, schedule
 from bn_repro.configs import small_table2 as plan
-from bn_repro.experiments import crossings
+from bn_repro.experiments import crossings, runner
 
 ACCURACY = "eval/accuracy"
 KERNEL_NORM = "train/kernel_norm"
 LRN_DIVISOR = "eval/lrn1/divisor_max/p50"
-DIVERGED = "DIVERGED"  # a file the job runner writes into a run that diverged
 CHANCE = 0.2  # a smoothed maximum below this: the run never left chance
 
 
@@ -30,6 +29,36 @@ def run_name(row: str, seed: int) -> str:
 
 def calibration_name(rate: float, seed: int) -> str:
     return f"calibration_lr{rate:g}_seed{seed}"
+
+
+def jobs(quick: bool, runs: Path, seeds: tuple[int, ...], calibrate: bool) -> list[runner.Job]:
+    """The training jobs, longest first: the calibration alone with ``calibrate``, else
+    every row of the plan (the seeded rows with ``seeds``, the others with the first)."""
+    suffix = ",quick" if quick else ""
+
+    def job(name: str, row: str, *overrides: str) -> runner.Job:
+        config = f"configs/small_table2.py:{row}{suffix}"
+        steps = plan.get_config(row + suffix).total_steps
+        return runner.training_job(name, config, runs, steps, *overrides)
+
+    if calibrate:
+        every = [
+            job(calibration_name(rate, seed), plan.CALIBRATION, *_flags(seed, rate))
+            for rate in plan.CALIBRATION_RATES
+            for seed in plan.CALIBRATION_SEEDS
+        ]
+    else:
+        every = [
+            job(run_name(row, seed), row, *_flags(seed))
+            for row in (*plan.ROWS, *plan.CONTROLS, plan.NO_L2, *plan.SWEEPS)
+            for seed in (seeds if row in plan.SEEDED_ROWS else seeds[:1])
+        ]
+    return sorted(every, key=lambda job: -job.steps)
+
+
+def _flags(seed: int, rate: float | None = None) -> tuple[str, ...]:
+    rate_flag = () if rate is None else (f"--config.learning_rate={rate}",)
+    return (*rate_flag, f"--config.seed={seed}")
 
 
 @dataclasses.dataclass
@@ -88,8 +117,7 @@ class Run:
 def load(workdir: Path) -> Run:
     """A run from its workdir: recorded config, event files, divergence marker."""
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-    marker = workdir / DIVERGED
-    diverged = marker.read_text().strip() if marker.exists() else None
+    diverged = runner.diverged(workdir)
     try:
         scalars = event_logs.read_scalars(workdir)
     except FileNotFoundError:

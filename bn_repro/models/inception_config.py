@@ -61,9 +61,7 @@ def create(config: ml_collections.ConfigDict) -> BNInception:
     _check_choice("stem", config.stem, STEMS)
     _check_choice("first_conv", config.first_conv, FIRST_CONVS)
     _check_choice("pool_proj_4cd", config.pool_proj_4cd, POOL_PROJ_4CD_CHOICES)
-    # Runs recorded before the published-weights variants existed lack their keys.
-    padding = config.get("padding", "same")
-    _check_choice("padding", padding, geometry.PADDINGS)
+    _check_choice("padding", config.padding, geometry.PADDINGS)
     if config.per_activation_bn_last and config.norm != "batch":
         raise ValueError("config.per_activation_bn_last needs config.norm='batch'.")
     options = LayerOptions(
@@ -73,9 +71,9 @@ def create(config: ml_collections.ConfigDict) -> BNInception:
         bn_momentum=config.bn.momentum,
         bn_group_size=config.bn.group_size or None,
         conv_init_scale=config.conv_init_scale,
-        bn_scale=config.bn.get("use_scale", True),
-        conv_bias_with_bn=config.get("conv_bias_with_bn", False),
-        padding=padding,
+        bn_scale=config.bn.use_scale,
+        conv_bias_with_bn=config.conv_bias_with_bn,
+        padding=config.padding,
         cpu_matmuls=cpu_matmuls_default(),
         dtype=compute_dtype(config),
     )
@@ -91,5 +89,5 @@ def create(config: ml_collections.ConfigDict) -> BNInception:
         min_depth=config.min_depth,
         pool_proj_4cd=config.pool_proj_4cd,
         per_activation_bn_last=config.per_activation_bn_last,
-        first_conv_bn=config.get("first_conv_bn", True),
+        first_conv_bn=config.first_conv_bn,
     )
