@@ -145,13 +145,22 @@ def test_calibration_is_inception_with_its_schedule_compressed():
     assert small_table2.INCEPTION_LR in small_table2.CALIBRATION_RATES
 
 
-def test_l2_scale_is_measured_against_imagenet_inceptions_strength():
-    # ImageNet Inception: λ·Σ rates ≈ 0.47 over its run; here L2_SCALE/240 of it.
+def _staircase_sum(rate: float, decay: float, every: int, steps: int) -> float:
+    """Σ over steps of rate·decay^floor(s/every), by the geometric series."""
+    whole = steps // every
+    return rate * every * (1 - decay**whole) / (1 - decay) + rate * (steps % every) * decay**whole
+
+
+def test_l2_strength_is_lambda_times_the_sum_of_rates():
+    # ImageNet Inception: λ·Σ rates ≈ 0.47 over its run (the linear rule's warm-up aside).
     imagenet = importlib.import_module("bn_repro.configs.inception").get_config()
     assert small_table2.l2_strength(imagenet) == pytest.approx(0.47, abs=0.01)
     small = small_table2.get_config("inception")
-    ratio = small_table2.l2_strength(small) / small_table2.l2_strength(imagenet)
-    assert ratio == pytest.approx(small_table2.L2_SCALE / 240, rel=0.03)
+    expected = small.weight_decay * _staircase_sum(
+        small.learning_rate, small.lr_decay_rate, small.lr_decay_steps, small.total_steps
+    )
+    assert small_table2.l2_strength(small) == pytest.approx(expected, rel=1e-5)
+    assert small.weight_decay == pytest.approx(4e-5 * small_table2.L2_SCALE)
 
 
 def test_small_network_keeps_figure_5_proportions():
