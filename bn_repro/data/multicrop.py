@@ -10,8 +10,9 @@ probabilities are averaged.
 On a square image the three squares are one and the same, so only 48 of the 144 crops
 are distinct; the in-memory (square) datasets compute those 48 (``squares=1``), whose
 mean is the 144 crops' mean. The geometry is `crop_windows`, plain integers in numpy.
-For inputs other than 224 (the CPU-scale experiments) every length scales with ``image_size``: a 28-pixel
-Fashion-MNIST model is evaluated at shorter sides 32/36/40/44 with 28-pixel crops.
+For inputs other than 224 (the CPU-scale experiments) every length scales with
+``image_size``: a 28-pixel Fashion-MNIST model is evaluated at shorter sides
+32/36/40/44 with 28-pixel crops.
 
 `multicrop` cuts the windows out of a batch of same-sized images with TensorFlow
 (bilinear resizing, as in bn_repro/data/inception_preprocessing.py). `eval_batches`
