@@ -2,6 +2,7 @@
 
   python scripts/reproduce_small.py [--quick] [--seeds=0,1,2] [--runs=DIR] [--parallel=2|1]
   python scripts/reproduce_small.py --calibrate   # Inception's rate, run once
+  python scripts/reproduce_small.py --ablation    # Section 4.2.1, one change undone per arm
 
 Jobs: every row of the plan (docs/small_table2_protocol.md): the six Table-2 rows
 (three seeds for Inception, BN-x5 and BN-x30), Inception at ×5 and ×30 without BN,
@@ -26,7 +27,7 @@ from pathlib import Path
 from plot_curves import plot
 
 from bn_repro.configs import small_table2 as plan
-from bn_repro.experiments import runner, table2_report
+from bn_repro.experiments import ablation, runner, table2_report
 from bn_repro.experiments.table2_runs import jobs, run_name
 
 
@@ -35,6 +36,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="every row, about 8× shorter")
     parser.add_argument(
         "--calibrate", action="store_true", help="only the calibration of Inception's rate"
+    )
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="BN-x5 with each Section 4.2.1 change undone (after Inception and BN-x5)",
     )
     parser.add_argument(
         "--seeds",
@@ -55,6 +61,10 @@ def main() -> None:
     (runs / "logs").mkdir(parents=True, exist_ok=True)
     began = time.time()
     every = jobs(args.quick, runs, seeds, args.calibrate)
+    if args.ablation:  # Inception's and BN-x5's Table-2 runs first: the arms' references
+        needed = {run_name(row, s) for row in ("inception", "bn_x5") for s in seeds}
+        every = [job for job in every if job.name in needed]
+        every += ablation.jobs(args.quick, runs)
     todo, done = runner.pending(every, runs)
     if args.only:
         todo = [job for job in todo if job.name.startswith(args.only)]
@@ -67,6 +77,12 @@ def main() -> None:
         text = table2_report.calibration_table(runs) + "\n"
         (runs / "calibration.md").write_text(text)
         print(text)
+        return
+    if args.ablation:
+        text = ablation.report(runs)
+        (runs / "ablation.md").write_text(text)
+        ablation.plot(runs, runs / "ablation.png")
+        print(f"{text}\nWritten {runs}/ablation.md and {runs}/ablation.png.")
         return
     text = table2_report.report(runs, seeds)
     (runs / "table2.md").write_text(text)

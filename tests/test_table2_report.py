@@ -125,3 +125,23 @@ def test_the_recorded_config_gives_each_runs_rates(runs):
     assert run.rate_at(0) == pytest.approx(config["learning_rate"])
     decay = config["lr_decay_steps"]
     assert run.rate_at(decay) == pytest.approx(config["learning_rate"] * 0.96)
+
+
+def test_ablation_report_compares_each_arm_with_bn_x5(runs):
+    from bn_repro.configs import small_ablation
+    from bn_repro.experiments import ablation
+
+    # BN-x5 (seeds 0, 1) is at 0.95 from step 100; every arm but "dropout" likewise, and
+    # "dropout" reaches A*−1 (0.89, Inception's 0.9 − 1 pt) only at step 1,600.
+    for arm in small_ablation.ARMS:
+        for seed in ablation.SEEDS:
+            curve = (GRID[:6], [0.5, 0.5, 0.5, 0.5, 0.95, 0.95]) if arm == "dropout" else flat(0.95)
+            write_run(runs / ablation.arm_name(arm, seed), "bn_x5", seed, curve)
+    text = ablation.report(runs)
+    assert "| rate | 100 / 100 | 100 / 100 | 100 / 100 | 100 / 100 | 1.00 |" in text
+    # Smoothed: 0.5, 0.5, 0.5, 0.65, 0.8, 0.95, so A*−1 = 0.89 is crossed 60% of the way
+    # from 1,600 (0.8) to 3,200 (0.95) in log steps: 1,600·2^0.6 = 2,425, 24.25× BN-x5's.
+    row = text.split("| dropout |")[1].split("\n")[0]
+    assert "| 2,425 / 2,425 |" in row and "| 24.25 |" in row
+    ablation.plot(runs, runs / "ablation.png")
+    assert (runs / "ablation.png").stat().st_size > 0
