@@ -143,5 +143,9 @@ def test_ablation_report_compares_each_arm_with_bn_x5(runs):
     # from 1,600 (0.8) to 3,200 (0.95) in log steps: 1,600·2^0.6 = 2,425, 24.25× BN-x5's.
     row = text.split("| dropout |")[1].split("\n")[0]
     assert "| 2,425 / 2,425 |" in row and "| 24.25 |" in row
+    # Readings: only dropout matters; nothing is faster; shuffling changes nothing here.
+    assert "| A1 | by slowdown: dropout 24.25×" in text and "matter: dropout |" in text
+    assert "| A2 | faster than BN-x5: none | **not held** |" in text
+    assert "| A3 | BN-x5's maximum − the shuffle arm's: +0.00 pt | **not held** |" in text
     ablation.plot(runs, runs / "ablation.png")
     assert (runs / "ablation.png").stat().st_size > 0

@@ -79,7 +79,48 @@ def report(runs: Path, seeds: tuple[int, ...] = SEEDS) -> str:
         ratio = np.nanmean(steps[OFFSET]) / baseline[OFFSET]
         maxima = " / ".join(f"{run.maximum:.2%}" for run in found)
         lines.append(f"| {arm} | " + " | ".join(cells) + f" | {ratio:.2f} | {maxima} |")
-    return "\n".join(lines) + f"\n\nSeeds {', '.join(map(str, seeds))} in each cell.\n"
+    table = "\n".join(lines) + f"\n\nSeeds {', '.join(map(str, seeds))} in each cell."
+    return f"{table}\n\n{readings_table(inception, arms)}\n"
+
+
+def _at_target(inception: list[Run], found: list[Run]) -> np.ndarray:
+    """Each seed's steps to A*−1; inf where it never gets there."""
+    steps = _steps(inception, found)[OFFSET]
+    return np.where(np.isnan(steps), np.inf, steps)
+
+
+def readings(inception: list[Run], arms: dict[str, list[Run]]) -> list[tuple[str, str, bool]]:
+    """(id, what was measured, held) for the protocol's readings A1-A5."""
+    base = _at_target(inception, arms[BASELINE])
+    slowdown = {
+        arm: float(np.mean(_at_target(inception, found)) / np.mean(base))
+        for arm, found in arms.items()
+        if arm != BASELINE
+    }
+    undone = [arm for arm in small_ablation.UNDO]
+    matters = [arm for arm in undone if _at_target(inception, arms[arm]).min() > base.max()]
+    faster = [arm for arm in undone if _at_target(inception, arms[arm]).max() < base.min()]
+    ranked = sorted(undone, key=lambda arm: -slowdown[arm])
+    shuffle_loss = np.mean([r.maximum for r in arms[BASELINE]]) - np.mean(
+        [r.maximum for r in arms["shuffle"]]
+    )
+    control, fast_decay = slowdown["inception_bn_x5_schedule"], slowdown["bn_baseline_fast_decay"]
+    return [
+        ("A1", "by slowdown: " + ", ".join(f"{a} {slowdown[a]:.2f}×" for a in ranked)
+         + f"; matter: {', '.join(matters) or 'none'}", bool(matters)),
+        ("A2", f"faster than BN-x5: {', '.join(faster) or 'none'}", bool(faster)),
+        ("A3", f"BN-x5's maximum − the shuffle arm's: {shuffle_loss * 100:+.2f} pt",
+         shuffle_loss >= 0.005),
+        ("A4", f"Inception on BN-x5's schedule: {control:.2f}× BN-x5's steps", control >= 2),
+        ("A5", f"BN-Baseline with the fast decay: {fast_decay:.2f}×", fast_decay >= 1.5),
+    ]  # fmt: skip
+
+
+def readings_table(inception: list[Run], arms: dict[str, list[Run]]) -> str:
+    lines = ["| reading | measured | criterion |", "|---|---|---|"]
+    for rid, measured, held in readings(inception, arms):
+        lines.append(f"| {rid} | {measured} | {'**held**' if held else '**not held**'} |")
+    return "\n".join(lines)
 
 
 def plot(runs: Path, out: Path, seeds: tuple[int, ...] = SEEDS) -> None:
