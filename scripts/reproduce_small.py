@@ -3,6 +3,7 @@
   python scripts/reproduce_small.py [--quick] [--seeds=0,1,2] [--runs=DIR] [--parallel=2|1]
   python scripts/reproduce_small.py --calibrate   # Inception's rate, run once
   python scripts/reproduce_small.py --ablation    # Section 4.2.1, one change undone per arm
+  python scripts/reproduce_small.py --table3      # Table 3: ensemble and multi-crop
 
 Jobs: every row of the plan (docs/small_table2_protocol.md): the six Table-2 rows
 (three seeds for Inception, BN-x5 and BN-x30), Inception at ×5 and ×30 without BN,
@@ -27,7 +28,7 @@ from pathlib import Path
 from plot_curves import plot
 
 from bn_repro.configs import small_table2 as plan
-from bn_repro.experiments import ablation, runner, table2_report
+from bn_repro.experiments import ablation, runner, table2_report, table3
 from bn_repro.experiments.table2_runs import jobs, run_name
 
 
@@ -41,6 +42,9 @@ def main() -> None:
         "--ablation",
         action="store_true",
         help="BN-x5 with each Section 4.2.1 change undone (after Inception and BN-x5)",
+    )
+    parser.add_argument(
+        "--table3", action="store_true", help="Table 3: six members, six BN-x30 seeds, crops"
     )
     parser.add_argument(
         "--seeds",
@@ -65,6 +69,8 @@ def main() -> None:
         needed = {run_name(row, s) for row in ("inception", "bn_x5") for s in seeds}
         every = [job for job in every if job.name in needed]
         every += ablation.jobs(args.quick, runs)
+    if args.table3:
+        every = table3.jobs(args.quick, runs)
     todo, done = runner.pending(every, runs)
     if args.only:
         todo = [job for job in todo if job.name.startswith(args.only)]
@@ -77,6 +83,11 @@ def main() -> None:
         text = table2_report.calibration_table(runs) + "\n"
         (runs / "calibration.md").write_text(text)
         print(text)
+        return
+    if args.table3:
+        text = table3.report(runs)
+        (runs / "table3.md").write_text(text + "\n")
+        print(f"{text}\nWritten {runs}/table3.md.")
         return
     if args.ablation:
         text = ablation.report(runs)
