@@ -43,6 +43,10 @@ def test_table3_from_cached_predictions(tmp_path):
     # The ensemble of identical members is each member: no disagreement, p = 1.
     assert "| member (multi-crop) → ensemble (multi-crop) | 0 / 0 | 1–1 | 0/6 |" in text
     assert "| plain BN-x30 ensemble → members' ensemble (multi-crop) | 0 / 0 | 1–1 | 0/1 |" in text
+    assert (
+        "| T1 | mean error 30.00% → 20.00%; 6/6 members significantly better | **held** |" in text
+    )
+    assert "(+0.00 pt); p < 0.05 against every member: False | **not held** |" in text
 
 
 def test_top_k_correctness():

@@ -109,7 +109,40 @@ def report(runs: Path) -> str:
             combined = ensemble([p for p, _ in found[group, crops]])
             error[group, crops] = 1 - correct(combined, labels).mean()
             lines.append(f"| {label} | {views} | 6 | {_errors(combined, labels)} |")
-    return "\n".join(lines) + "\n\n" + _reductions(error) + "\n\n" + _tests(found, labels)
+    tables = ["\n".join(lines), _reductions(error), _tests(found, labels)]
+    return "\n\n".join([*tables, _criteria(found, labels, error)])
+
+
+def _criteria(found: dict, labels: np.ndarray, error: dict) -> str:
+    """T1-T3 of the protocol, held or not."""
+    member_single = [correct(p, labels) for p, _ in found["members", "center"]]
+    member_multi = [correct(p, labels) for p, _ in found["members", "144"]]
+    members = correct(ensemble([p for p, _ in found["members", "144"]]), labels)
+    plain = correct(ensemble([p for p, _ in found["plain", "144"]]), labels)
+    helped = sum(
+        mcnemar(a, b)["p_value"] < SIGNIFICANCE and b.mean() > a.mean()
+        for a, b in zip(member_single, member_multi, strict=True)
+    )
+    best = max(m.mean() for m in member_multi)
+    beats_all = all(
+        mcnemar(m, members)["p_value"] < SIGNIFICANCE and members.mean() > m.mean()
+        for m in member_multi
+    )
+    margin = members.mean() - best
+    t3 = mcnemar(plain, members)["p_value"]
+    rows = [
+        ("T1", f"mean error {error['single', 'center']:.2%} → {error['single', '144']:.2%}; "
+         f"{helped}/6 members significantly better",
+         error["single", "144"] < error["single", "center"] and helped >= 4),
+        ("T2", f"ensemble {1 - members.mean():.2%} vs best member {1 - best:.2%} "
+         f"({margin * 100:+.2f} pt); p < 0.05 against every member: {beats_all}",
+         margin >= 0.005 and beats_all),
+        ("T3", f"members' ensemble {1 - members.mean():.2%} vs plain {1 - plain.mean():.2%} "
+         f"(p = {t3:.2g})", members.mean() > plain.mean()),
+    ]  # fmt: skip
+    lines = ["| id | measured | criterion |", "|---|---|---|"]
+    lines += [f"| {i} | {m} | {'**held**' if h else '**not held**'} |" for i, m, h in rows]
+    return "\n".join(lines)
 
 
 def _reductions(error: dict) -> str:
