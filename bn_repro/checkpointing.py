@@ -29,6 +29,7 @@ RESUMABLE_CHANGES = frozenset(
         "total_steps",
         "eval_every_steps",
         "checkpoint_every_steps",
+        "interval_growth",
         # The epoch keys the step keys above follow (bn_repro/schedule.py).
         "total_epochs",
         "eval_every_epochs",
@@ -51,6 +52,13 @@ KEYS_ADDED_LATER = {
     "dtype": "float32",
     "train_examples": 0,
     "eval_examples": 0,
+    # Distortions, shuffling, evaluation grid and LRN scale of small datasets.
+    "distortions": "none",
+    "distortion_strength": 1.0,
+    "min_crop_area": 0.35,
+    "shuffle": "examples",
+    "interval_growth": 1.0,
+    "lrn_pixel_scale": 1.0,
     # The published weights' network variants (bn_repro/models/inception_config.py).
     "padding": "same",
     "bn.use_scale": True,

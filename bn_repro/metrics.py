@@ -47,6 +47,7 @@ def write_train_metrics(
         scalars = {
             "train/learning_rate": float(metrics["learning_rate"][i]),
             "train/skipped_steps": int(np.sum(~finite)),
+            "train/kernel_norm": float(metrics["kernel_norm"][i]),
         }
         if data.SKIPPED_IMAGES in metrics:
             scalars["train/skipped_images"] = int(np.sum(metrics[data.SKIPPED_IMAGES][window]))

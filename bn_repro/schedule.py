@@ -22,6 +22,9 @@ command line keeps the schedule per example seen; setting a step key directly
 (``--config.total_steps=2``) pins it.
 """
 
+import dataclasses
+import functools
+
 import ml_collections
 import optax
 
@@ -145,3 +148,44 @@ def describe(config: ml_collections.ConfigDict) -> str:
         f"  {label:<{widths[0]}}  {ours:<{widths[1]}}  {paper}"
         for label, ours, paper in [header, *rows]
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Intervals:
+    """The steps at which something periodic happens (an evaluation, a checkpoint).
+
+    ``growth`` 1: every ``every`` steps and at ``total``. ``growth`` > 1: at ``every``,
+    then each interval ``growth`` times the one before (rounded to whole ``multiple``s
+    of steps), and at ``total``: the same relative resolution early and late in a
+    run, and the same steps in every run that shares the three numbers.
+    """
+
+    every: int
+    growth: float
+    total: int
+    multiple: int = 1
+
+    def __post_init__(self):
+        if self.every <= 0 or self.growth < 1:
+            raise ValueError(
+                f"Intervals of {self.every} steps growing ×{self.growth}: the interval must "
+                "be > 0 and the growth >= 1; fix the config's *_every_steps / interval_growth."
+            )
+
+    @functools.cached_property
+    def _points(self) -> tuple[int, ...]:
+        points, x = {self.total}, float(self.every)
+        while x < self.total:
+            points.add(max(self.multiple, round(x / self.multiple) * self.multiple))
+            x *= self.growth
+        return tuple(sorted(p for p in points if p <= self.total))
+
+    def due(self, step: int) -> bool:
+        if self.growth == 1:
+            return step % self.every == 0 or step == self.total
+        return step in self._points
+
+    def next_after(self, step: int) -> int:
+        if self.growth == 1:
+            return min(self.total, (step // self.every + 1) * self.every)
+        return next((p for p in self._points if p > step), self.total)

@@ -33,6 +33,7 @@ from bn_repro import (
 )
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
 from bn_repro.console import say
+from bn_repro.data import distortions
 from bn_repro.divergence import check_finite
 from bn_repro.preemption import StopRequest
 from bn_repro.profiling import Profiler
@@ -79,6 +80,7 @@ class Trainer:
                 train_loop,
                 learning_rate_fn=self.learning_rate_fn,
                 dropout_key=jax.random.key(config.seed + 1),
+                distort=distortions.from_config(config),
             ),
             in_shardings=(self.replicated, self.stacked_batch),
             out_shardings=(self.replicated, self.replicated),
@@ -132,15 +134,26 @@ class Trainer:
 
 def _chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
     """Where the next compiled call stops: a loop, eval or checkpoint boundary."""
-
-    def next_multiple(every: int) -> int:
-        return (step // every + 1) * every if every > 0 else config.total_steps
-
     return min(
         config.total_steps,
-        next_multiple(config.steps_per_loop),
-        next_multiple(config.eval_every_steps),
-        next_multiple(config.checkpoint_every_steps),
+        (step // config.steps_per_loop + 1) * config.steps_per_loop,
+        evaluations(config).next_after(step),
+        checkpoints(config).next_after(step),
+    )
+
+
+def evaluations(config: ml_collections.ConfigDict) -> schedule.Intervals:
+    return schedule.Intervals(
+        config.eval_every_steps, config.interval_growth, config.total_steps, config.steps_per_loop
+    )
+
+
+def checkpoints(config: ml_collections.ConfigDict) -> schedule.Intervals:
+    return schedule.Intervals(
+        config.checkpoint_every_steps,
+        config.interval_growth,
+        config.total_steps,
+        config.steps_per_loop,
     )
 
 
@@ -248,10 +261,10 @@ class _Loop:
             self.report.train_chunk(chunk_metrics, step)
             step = end
             preempted = stop.agreed()
-            if step % config.eval_every_steps == 0 or step == config.total_steps:
+            if evaluations(config).due(step):
                 eval_metrics = self.trainer.evaluate(state, self.dataset.eval_batches())
                 self.report.evaluation(step, eval_metrics)
-            if preempted or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+            if preempted or checkpoints(config).due(step):
                 checkpointing.save(self.manager, step, state)
         return step, eval_metrics, preempted
 

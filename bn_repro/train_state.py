@@ -21,10 +21,18 @@ class TrainState(train_state.TrainState):
     batch_stats: Any = None
 
 
-def _is_kernel(params: Any) -> Any:
+def is_kernel(params: Any) -> Any:
+    """True for the weights L2 acts on: convolution and classifier kernels."""
     return jax.tree_util.tree_map_with_path(
         lambda path, _: getattr(path[-1], "key", None) == "kernel", params
     )
+
+
+def kernel_norm(params: Any) -> jax.Array:
+    """The Euclidean norm of all kernels together (what L2 shrinks)."""
+    masks = jax.tree.leaves(is_kernel(params))
+    kernels = [p for p, kernel in zip(jax.tree.leaves(params), masks, strict=True) if kernel]
+    return jnp.sqrt(sum(jnp.sum(jnp.square(k.astype(jnp.float32))) for k in kernels))
 
 
 def create_optimizer(
@@ -34,7 +42,7 @@ def create_optimizer(
         raise ValueError(f"Unknown optimizer {config.optimizer!r}; valid choices: ['sgd'].")
     # L2 weight cost λ/2·|W|² on kernels only, added to the gradient before momentum.
     return optax.chain(
-        optax.add_decayed_weights(config.weight_decay, mask=_is_kernel),
+        optax.add_decayed_weights(config.weight_decay, mask=is_kernel),
         optax.sgd(learning_rate_fn, momentum=config.momentum or None, nesterov=config.nesterov),
     )
 

@@ -34,6 +34,7 @@ def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
         batch_size=config.batch_size,
         eval_batch_size=config.eval_batch_size,
         seed=config.seed,
+        shuffle=config.shuffle,
     )
 
 
@@ -43,6 +44,12 @@ def _imagenet(config: ml_collections.ConfigDict) -> Any:
             raise ValueError(
                 f"{key}={config[key]} selects a subset of a small dataset; ImageNet has "
                 f"none. Set --config.{key}=0."
+            )
+    for key, default in (("distortions", "none"), ("shuffle", "examples")):
+        if config[key] != default:
+            raise ValueError(
+                f"{key}={config[key]!r} is for small in-memory datasets; ImageNet distorts "
+                f"and shuffles in its own pipeline. Set --config.{key}={default}."
             )
     # Imported on use: it loads TensorFlow, which the small datasets do not need.
     from bn_repro.data import imagenet

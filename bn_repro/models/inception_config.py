@@ -83,6 +83,7 @@ def create(config: ml_collections.ConfigDict) -> BNInception:
         stem=config.stem,
         separable_first_conv=config.first_conv == "separable",
         use_lrn=config.use_lrn,
+        lrn_pixel_scale=config.lrn_pixel_scale,
         dropout_rate=config.dropout_rate,
         width_multiplier=config.width_multiplier,
         min_depth=config.min_depth,
