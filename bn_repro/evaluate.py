@@ -36,11 +36,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 from clu import metric_writers
 from ml_collections import config_flags
 
-from bn_repro import checkpointing, data, train
+from bn_repro import checkpointing, console, data, train
 from bn_repro.batch_norm import BATCH_STATS, population_statistics
 from bn_repro.console import say
 from bn_repro.data import multicrop
@@ -245,12 +245,6 @@ def write_results(workdir: str | Path, name: str, step: int, results: dict[str, 
     return path
 
 
-def quiet_logs() -> None:
-    """Warnings only, and none from orbax (it logs every checkpoint file it opens)."""
-    logging.set_verbosity(logging.WARNING)
-    logging.get_absl_logger().addFilter(lambda record: "/orbax/" not in record.pathname)
-
-
 def summary_line(label: str, metrics: dict[str, float]) -> str:
     return (
         f"{label}: top-1 {metrics['accuracy']:.4f} (error {1 - metrics['accuracy']:.2%}), "
@@ -260,24 +254,30 @@ def summary_line(label: str, metrics: dict[str, float]) -> str:
 
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", None, "Config file; default: the run's DIR/config.json.", lock_config=True
-)
-flags.DEFINE_string("workdir", None, "The run's --workdir.", required=True)
-flags.DEFINE_enum("bn_stats", "ema", BN_STATS, "BN statistics: moving averages or Algorithm 2.")
-flags.DEFINE_integer(
-    "population_batches", DEFAULT_POPULATION_BATCHES, "Training batches for Algorithm 2."
-)
-flags.DEFINE_enum("crops", "center", CROPS, "Single central crop, or GoogLeNet's 144 crops.")
-flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
-flags.DEFINE_integer("images_per_batch", None, "144 crops: images per batch (default: auto).")
-flags.DEFINE_string("name", None, "Name of the results; default: e.g. population100_144crops.")
+
+
+def define_flags() -> None:
+    """The command line's flags, defined only when this module runs as ``__main__``:
+    absl refuses a flag defined twice, so a module others import (ensemble,
+    scripts/import_weights.py) must not define any at import."""
+    config_flags.DEFINE_config_file(
+        "config", None, "Config file; default: the run's DIR/config.json.", lock_config=True
+    )
+    flags.DEFINE_string("workdir", None, "The run's --workdir.", required=True)
+    flags.DEFINE_enum("bn_stats", "ema", BN_STATS, "BN statistics: moving averages or Algorithm 2.")
+    flags.DEFINE_integer(
+        "population_batches", DEFAULT_POPULATION_BATCHES, "Training batches for Algorithm 2."
+    )
+    flags.DEFINE_enum("crops", "center", CROPS, "Single central crop, or GoogLeNet's 144 crops.")
+    flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest readable one.")
+    flags.DEFINE_integer("images_per_batch", None, "144 crops: images per batch (default: auto).")
+    flags.DEFINE_string("name", None, "Name of the results; default: e.g. population100_144crops.")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    quiet_logs()
+    console.quiet_logs()
     try:
         predictions = predict_run(
             FLAGS.workdir,
@@ -307,4 +307,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -31,25 +31,30 @@ from ml_collections import config_flags  # noqa: E402
 from bn_repro import distributed, divergence, schedule, train  # noqa: E402
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
-flags.DEFINE_bool("dry_run", False, "Print the config's schedule and exit without training.")
-flags.mark_flags_as_required(["config"])
-flags.DEFINE_string(
-    "coordinator_address",
-    None,
-    f"Multi-process runs: HOST:PORT of process 0 (else ${distributed.ENV_COORDINATOR}).",
-)
-flags.DEFINE_integer(
-    "num_processes",
-    None,
-    f"Multi-process runs: number of processes (else ${distributed.ENV_NUM_PROCESSES}).",
-)
-flags.DEFINE_integer(
-    "process_id",
-    None,
-    f"Multi-process runs: this process, 0..N-1 (else ${distributed.ENV_PROCESS_ID}).",
-)
+
+
+def define_flags() -> None:
+    """Defined only when this module runs as ``__main__``: absl refuses a flag
+    defined twice, so importing this module must define none."""
+    config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
+    flags.DEFINE_bool("dry_run", False, "Print the config's schedule and exit without training.")
+    flags.mark_flags_as_required(["config"])
+    flags.DEFINE_string(
+        "coordinator_address",
+        None,
+        f"Multi-process runs: HOST:PORT of process 0 (else ${distributed.ENV_COORDINATOR}).",
+    )
+    flags.DEFINE_integer(
+        "num_processes",
+        None,
+        f"Multi-process runs: number of processes (else ${distributed.ENV_NUM_PROCESSES}).",
+    )
+    flags.DEFINE_integer(
+        "process_id",
+        None,
+        f"Multi-process runs: this process, 0..N-1 (else ${distributed.ENV_PROCESS_ID}).",
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -87,4 +92,5 @@ def _dry_run() -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

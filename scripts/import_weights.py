@@ -21,8 +21,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from bn_repro import published_weights
-from bn_repro.console import say
-from bn_repro.evaluate import quiet_logs
+from bn_repro.console import quiet_logs, say
 
 DEFAULT_CONFIGS = {
     "tfslim": "bn_repro.configs.pretrained_tfslim",
