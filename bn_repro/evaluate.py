@@ -40,7 +40,7 @@ from absl import app, flags
 from clu import metric_writers
 from ml_collections import config_flags
 
-from bn_repro import checkpointing, console, data, train
+from bn_repro import checkpointing, config_checks, console, data, train
 from bn_repro.batch_norm import BATCH_STATS, population_statistics
 from bn_repro.console import say
 from bn_repro.data import multicrop
@@ -82,23 +82,35 @@ def load_config(
 def restore_checkpoint(
     trainer: train.Trainer, workdir: str | Path, step: int | None = None
 ) -> train.TrainState:
-    """The train state at ``step`` (default: the latest checkpoint) of ``workdir``."""
+    """The train state at ``step`` of ``workdir``; by default the latest readable
+    checkpoint, falling back (and saying so) past damaged ones."""
     manager = checkpointing.open_read_only(workdir)
     try:
         steps = sorted(manager.all_steps())
         if not steps:
             raise FileNotFoundError(f"No checkpoints in {manager.directory} yet.")
-        step = steps[-1] if step is None else step
-        if step not in steps:
+        if step is not None and step not in steps:
             raise ValueError(f"No checkpoint at step {step} in {workdir}; available: {steps}.")
-        try:
-            return checkpointing.restore(manager, step, trainer.state)
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(
-                f"The checkpoint at step {step} of {workdir} does not fit the model of this "
-                f"config ({type(error).__name__}: {str(error)[:300]}). Evaluate with the "
-                "run's own config: omit --config."
-            ) from error
+        errors = {}
+        for candidate in [step] if step is not None else steps[::-1]:
+            try:
+                state = checkpointing.restore(manager, candidate, trainer.state)
+            except Exception as error:  # noqa: BLE001 - damaged or of another model: try older
+                errors[candidate] = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+                continue
+            if errors:
+                say(
+                    f"warning: checkpoints {sorted(errors)} of {workdir} are unreadable; "
+                    f"evaluating step {candidate}, the newest readable one (pick one with --step)."
+                )
+            return state
+        first = errors[max(errors)]
+        raise ValueError(
+            f"No checkpoint of {workdir} could be read with this model (steps "
+            f"{sorted(errors)}; step {max(errors)}: {first}): the checkpoint does not fit the "
+            "model of this config (omit --config to use the run's own) or is damaged (pick "
+            f"another with --step; available: {steps})."
+        )
     finally:
         manager.close()
 
@@ -308,4 +320,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

@@ -28,7 +28,7 @@ import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from bn_repro import distributed, divergence, schedule, train  # noqa: E402
+from bn_repro import config_checks, distributed, divergence, schedule, train  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -83,6 +83,7 @@ def main(argv: list[str]) -> None:
 
 def _dry_run() -> None:
     try:
+        config_checks.validate(FLAGS.config)
         description = schedule.describe(FLAGS.config)
     except ValueError as error:
         sys.exit(f"error: {error}")
@@ -93,4 +94,4 @@ def _dry_run() -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

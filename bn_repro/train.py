@@ -23,6 +23,7 @@ from jax.sharding import PartitionSpec as P
 
 from bn_repro import (
     checkpointing,
+    config_checks,
     cpu_compiler_options,
     data,
     distributed,
@@ -156,6 +157,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     Returns the final step, whether the run was preempted, the seconds spent training
     and the last evaluation's metrics as ``eval/...``.
     """
+    config_checks.validate(config)  # before the workdir, the data or a compilation
     workdir = Path(workdir)
     checkpointing.ensure_writable(workdir)
     dataset = data.create_dataset(config)
@@ -180,7 +182,10 @@ def _initialised_from(state: TrainState, workdir: str) -> TrainState:
 
 def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> dict[str, Any]:
     checkpointing.check_and_record_config(config, workdir)
-    state = checkpointing.restore_latest(manager, trainer.state)
+    allow_restart = config.get("allow_restart_from_scratch", False)
+    state = checkpointing.restore_latest(manager, trainer.state, allow_restart)
+    if int(state.step) == 0:
+        checkpointing.check_fresh_start(workdir, allow_restart)
     if int(state.step) == 0 and config.get("init_from"):
         state = _initialised_from(state, config.init_from)
     start_step = int(state.step)

@@ -19,7 +19,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from bn_repro import data, train
+from bn_repro import config_checks, data, train
 
 config_flags.DEFINE_config_file("config", "configs/mnist_bn.py", "Experiment config.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions of the training-loop measurement.")
@@ -121,4 +121,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

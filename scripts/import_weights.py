@@ -20,7 +20,7 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
-from bn_repro import published_weights
+from bn_repro import config_checks, published_weights
 from bn_repro.console import quiet_logs, say
 
 DEFAULT_CONFIGS = {
@@ -52,4 +52,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

@@ -24,7 +24,7 @@ one, with 3× that layer's MACs).
 from absl import app, flags
 from ml_collections import config_flags
 
-from bn_repro import models
+from bn_repro import config_checks, models
 from bn_repro.models.summary import (
     abstract_variables,
     count_bn_layers,
@@ -75,4 +75,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

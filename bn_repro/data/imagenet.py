@@ -45,6 +45,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from bn_repro.config_checks import check_choice
 from bn_repro.console import hide_gpus_from_tensorflow
 from bn_repro.data import SKIPPED_IMAGES
 from bn_repro.data import inception_preprocessing as preprocessing
@@ -115,7 +116,7 @@ def _check_settings(
             f"interleave_cycle={interleave_cycle} must be ≥ 1 and "
             f"shuffle_buffer={shuffle_buffer} ≥ 0."
         )
-    preprocessing.check_choice("label_offset", label_offset, (0, 1))
+    check_choice("label_offset", label_offset, (0, 1))
     for what, size in sizes.items():
         if size % count:
             raise ValueError(
@@ -284,6 +285,20 @@ class ImageNet:
             .with_options(_options())
         )
         yield from dataset.as_numpy_iterator()
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """The checks `ImageNet` makes of ``config``'s values, before anything is read
+    (bn_repro/config_checks.py calls it)."""
+    preprocessing.check_settings(config.distortion_strength, config.input_range, config.eval_crop)
+    batch_sizes = {"batch_size": config.batch_size, "eval_batch_size": config.eval_batch_size}
+    _check_settings(
+        config.shuffle_buffer,
+        config.interleave_cycle,
+        config.label_offset,
+        batch_sizes,
+        jax.process_count(),
+    )
 
 
 def create(config: ml_collections.ConfigDict) -> ImageNet:

@@ -33,6 +33,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from bn_repro.config_checks import check_choice
+
 CROP_AREA_RANGE = (0.08, 1.0)  # GoogLeNet: "sizes distributed evenly between 8% and 100%"
 CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
 CROP_ATTEMPTS = 10
@@ -60,12 +62,6 @@ def _rgb_map(yiq_map: np.ndarray) -> np.ndarray:
 _KEEP_LUMA = _rgb_map(np.diag([1.0, 0.0, 0.0]))
 _KEEP_CHROMA = _rgb_map(np.diag([0.0, 1.0, 1.0]))
 _TURN_CHROMA = _rgb_map(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]))
-
-
-def check_choice(key: str, value: object, choices: tuple) -> None:
-    """Raises ValueError unless ``value`` (of ``config.key``) is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
 
 
 def check_settings(distortion_strength: float, input_range: str, eval_crop: str) -> None:
