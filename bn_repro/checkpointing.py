@@ -42,6 +42,7 @@ RESUMABLE_CHANGES = frozenset(
         "skip_nonfinite_steps",
         "peak_flops",
         "profile_steps",
+        "allow_restart_from_scratch",
     }
 )
 # Keys added to the config after some workdirs were recorded, with the value those
@@ -67,6 +68,11 @@ DATASET_KEYS_ADDED_LATER = {
     }
 }
 CHECKPOINTS = "checkpoints"
+DAMAGED = "damaged_checkpoints"
+RESTART_FIX = (
+    "pass --config.allow_restart_from_scratch=true to train from step 0 here anyway "
+    "(the old curves stay in TensorBoard beside the new), or use another --workdir."
+)
 
 
 def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
@@ -161,12 +167,13 @@ def restore_weights(workdir: str | Path, target: dict[str, Any]) -> dict[str, An
     return restored
 
 
-def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
+def restore_latest(manager: ocp.CheckpointManager, target: Any, allow_restart: bool = False) -> Any:
     """The latest readable checkpoint, or ``target`` unchanged if there is none.
 
     An unreadable checkpoint is moved to ``WORKDIR/damaged_checkpoints`` (kept for
     inspection, out of the way of the resumed run's saves) and the one before it is
-    tried.
+    tried. If none is readable, raises ValueError unless ``allow_restart``: starting
+    at step 0 silently would throw away the run's progress without anyone asking.
     """
     steps = sorted(manager.all_steps(), reverse=True)
     for step in steps:
@@ -178,7 +185,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
         # found its part of the checkpoint damaged.
         if distributed.all_processes(error is None):
             return state
-        damaged = Path(manager.directory).parent / "damaged_checkpoints" / str(step)
+        damaged = Path(manager.directory).parent / DAMAGED / str(step)
         reason = f"{type(error).__name__}: {str(error)[:200]}" if error else "damaged elsewhere"
         logging.warning("Checkpoint %d unreadable (%s); moved to %s.", step, reason, damaged)
         say(
@@ -190,12 +197,27 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
             (Path(manager.directory) / str(step)).rename(damaged)
         multihost_utils.sync_global_devices(f"moved damaged checkpoint {step}")
         manager.reload()
-    if steps:
-        raise RuntimeError(
+    if steps and not allow_restart:
+        damaged = Path(manager.directory).parent / DAMAGED
+        raise ValueError(
             f"None of the checkpoints {steps} in {manager.directory} could be restored; "
-            "move the directory away to start afresh."
+            f"they are kept in {damaged}. To go on, {RESTART_FIX}"
         )
     return target
+
+
+def check_fresh_start(workdir: Path, allow_restart: bool) -> None:
+    """Refuses to start a run at step 0 in a workdir that already holds a run's
+    damaged checkpoints or TensorBoard event files, unless ``allow_restart``."""
+    leftovers = sorted(p.name for p in workdir.glob("events.out.tfevents.*"))
+    if (workdir / DAMAGED).is_dir():
+        leftovers.insert(0, f"{DAMAGED}/")
+    if leftovers and not allow_restart:
+        shown = ", ".join(leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
+        raise ValueError(
+            f"{workdir} has no readable checkpoint but holds an earlier run's files "
+            f"({shown}); {RESTART_FIX}"
+        )
 
 
 def ensure_writable(workdir: Path) -> None:
