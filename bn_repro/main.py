@@ -60,14 +60,14 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        # Python INFO logs off: JAX's "Unable to initialize backend 'tpu'", clu's notes.
+        logging.set_verbosity(logging.WARNING)
     if FLAGS.dry_run:
         _dry_run()
         return
     if FLAGS.workdir is None:
         raise app.UsageError("--workdir is required (except with --dry_run).")
-    if not FLAGS["verbosity"].present:
-        # Python INFO logs off: JAX's "Unable to initialize backend 'tpu'", clu's notes.
-        logging.set_verbosity(logging.WARNING)
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if jax.process_index() != 0:  # one console: the other processes report only problems
         logging.set_verbosity(logging.WARNING)

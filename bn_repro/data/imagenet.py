@@ -111,10 +111,15 @@ def _load_builder(data_dir: str):
 def _check_settings(
     shuffle_buffer: int, interleave_cycle: int, label_offset: int, sizes: dict[str, int], count: int
 ) -> None:
-    if interleave_cycle < 1 or shuffle_buffer < 0:
+    if interleave_cycle < 1:
         raise ValueError(
-            f"interleave_cycle={interleave_cycle} must be ≥ 1 and "
-            f"shuffle_buffer={shuffle_buffer} ≥ 0."
+            f"interleave_cycle={interleave_cycle} must be >= 1 (files read at once); set "
+            "--config.interleave_cycle=16, say."
+        )
+    if shuffle_buffer < 0:
+        raise ValueError(
+            f"shuffle_buffer={shuffle_buffer} must be >= 0 (0: no shuffle buffer); set "
+            "--config.shuffle_buffer=0 or a positive number of examples."
         )
     check_choice("label_offset", label_offset, (0, 1))
     for what, size in sizes.items():

@@ -69,7 +69,8 @@ def check_settings(distortion_strength: float, input_range: str, eval_crop: str)
     if not 0 <= distortion_strength <= MAX_DISTORTION_STRENGTH:
         raise ValueError(
             f"distortion_strength={distortion_strength} must be in "
-            f"[0, {MAX_DISTORTION_STRENGTH}] (1: TF-slim's ranges, 0: no distortions)."
+            f"[0, {MAX_DISTORTION_STRENGTH}] (1: TF-slim's ranges, 0: no distortions); set "
+            "--config.distortion_strength within it."
         )
     check_choice("input_range", input_range, INPUT_RANGES)
     check_choice("eval_crop", eval_crop, EVAL_CROPS)
