@@ -77,7 +77,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
             "--config.norm=batch or --config.per_activation_bn_last=false."
         )
     if config.dataset == "imagenet2012":
-        # Imported on use: it loads TensorFlow, which the small datasets do not need.
+        # Imported on use: it loads TensorFlow, which the small datasets do not need;
+        # quietly, without its CUDA probing lines.
+        from bn_repro import console
+
+        console.import_tensorflow_quietly(sys.argv)
         from bn_repro.data import imagenet
 
         imagenet.check_config(config)
@@ -116,8 +120,13 @@ def flag_error_line(error: BaseException) -> str:
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, for ``app.run(main, flags_parser=parse_flags)``: a bad
     flag or config ends the process with one line (exit status 2), not a traceback."""
-    from absl import flags
+    from absl import app, flags
 
+    # absl's own --help exits with status 1, as if it had failed.
+    if any(arg in ("-h", "-?", "--help", "-help", "--helpshort") for arg in argv[1:]):
+        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
+    if "--helpfull" in argv[1:]:
+        app.usage(writeto_stdout=True, exitcode=0)
     try:
         argv = flags.FLAGS(argv)
         if "config" in flags.FLAGS:

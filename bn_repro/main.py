@@ -20,15 +20,11 @@ brings back every INFO log (TensorFlow's, JAX's, clu's), --verbosity=1 debug log
 import os
 import sys
 
-from bn_repro import console
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-console.import_tensorflow_quietly(sys.argv)  # before clu and tf.data import it
-
-import jax  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from bn_repro import config_checks, distributed, divergence, schedule, train  # noqa: E402
+from bn_repro import config_checks, console, distributed, divergence, schedule
 
 FLAGS = flags.FLAGS
 
@@ -68,6 +64,11 @@ def main(argv: list[str]) -> None:
         return
     if FLAGS.workdir is None:
         raise app.UsageError("--workdir is required (except with --dry_run).")
+    # TensorFlow loads only now, after the flags are parsed (a quick --help), and
+    # quietly, before clu and tf.data import it.
+    console.import_tensorflow_quietly(sys.argv)
+    from bn_repro import train
+
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if jax.process_index() != 0:  # one console: the other processes report only problems
         logging.set_verbosity(logging.WARNING)
