@@ -194,6 +194,12 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
         return {"step": start_step, "preempted": False, "train_seconds": 0.0}
     if start_step:
         say(f"{workdir}: resuming from the checkpoint at step {start_step}.")
+    devices = jax.devices()
+    say(
+        f"{config.model} on {config.dataset} in {workdir}: {len(devices)} "
+        f"{devices[0].platform.upper()} device(s), steps {start_step:,}-{config.total_steps:,}; "
+        "compiling…"
+    )
 
     chunks = _host_chunks(dataset.train_batches(start_step), start_step, config)
     first_chunk = next(chunks)
