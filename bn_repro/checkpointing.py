@@ -206,13 +206,23 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any, allow_restart: b
     return target
 
 
-def check_fresh_start(workdir: Path, allow_restart: bool) -> None:
-    """Refuses to start a run at step 0 in a workdir that already holds a run's
-    damaged checkpoints or TensorBoard event files, unless ``allow_restart``."""
+def check_fresh_start(workdir: Path, checkpoint_every_steps: int, allow_restart: bool) -> None:
+    """Refuses to start a run at step 0 in a workdir that holds an earlier run's
+    damaged checkpoints, or event files of a run that got past a checkpoint step (its
+    checkpoints were lost), unless ``allow_restart``. Event files of a run killed
+    before its first checkpoint are no reason: that run simply starts again."""
+    if allow_restart:
+        return
     leftovers = sorted(p.name for p in workdir.glob("events.out.tfevents.*"))
+    if leftovers and not (workdir / DAMAGED).is_dir():
+        from bn_repro import event_logs  # imported on use: it loads TensorBoard
+
+        steps = [s.max() for s, _ in event_logs.read_scalars(workdir).values() if len(s)]
+        if max(steps, default=0) < checkpoint_every_steps:
+            return
     if (workdir / DAMAGED).is_dir():
         leftovers.insert(0, f"{DAMAGED}/")
-    if leftovers and not allow_restart:
+    if leftovers:
         shown = ", ".join(leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
         raise ValueError(
             f"{workdir} has no readable checkpoint but holds an earlier run's files "

@@ -185,7 +185,7 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
     allow_restart = config.get("allow_restart_from_scratch", False)
     state = checkpointing.restore_latest(manager, trainer.state, allow_restart)
     if int(state.step) == 0:
-        checkpointing.check_fresh_start(workdir, allow_restart)
+        checkpointing.check_fresh_start(workdir, config.checkpoint_every_steps, allow_restart)
     if int(state.step) == 0 and config.get("init_from"):
         state = _initialised_from(state, config.init_from)
     start_step = int(state.step)

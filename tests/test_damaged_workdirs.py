@@ -5,8 +5,9 @@ files unless --config.allow_restart_from_scratch=true."""
 from pathlib import Path
 
 import pytest
+from clu import metric_writers
 
-from bn_repro import data, evaluate, train
+from bn_repro import checkpointing, data, evaluate, train
 from tests.helpers import small_mnist_config
 
 
@@ -57,10 +58,17 @@ def test_damaged_checkpoints_are_reported_and_never_silently_restarted(tmp_path,
     assert train.train_and_evaluate(longer, workdir)["step"] == 300
 
 
-def test_event_files_without_checkpoint_are_not_trained_over(tmp_path):
+def test_event_files_past_a_checkpoint_step_without_checkpoint_are_not_trained_over(tmp_path):
     workdir = tmp_path / "run"
-    workdir.mkdir()
-    (workdir / "events.out.tfevents.1.host").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"events.out.tfevents.1.host\); pass --config.allow"):
-        train.train_and_evaluate(small_mnist_config(), workdir)
-    assert not (workdir / "checkpoints").exists() or not any((workdir / "checkpoints").iterdir())
+    config = small_mnist_config()  # a checkpoint every 100 steps
+    writer = metric_writers.SummaryWriter(str(workdir))
+    writer.write_scalars(50, {"train/loss": 1.0})
+    writer.close()
+    checkpointing.check_fresh_start(workdir, config.checkpoint_every_steps, False)  # killed early
+
+    writer = metric_writers.SummaryWriter(str(workdir))
+    writer.write_scalars(150, {"train/loss": 1.0})
+    writer.close()
+    with pytest.raises(ValueError, match=r"earlier run's files \(events.out.tfevents.*"):
+        train.train_and_evaluate(config, workdir)
+    assert not any((workdir / "checkpoints").iterdir())
