@@ -32,18 +32,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-from absl import app, flags
-from clu import metric_writers
-from ml_collections import config_flags
+from bn_repro import console
 
-from bn_repro import checkpointing, config_checks, console, data, train
-from bn_repro.batch_norm import BATCH_STATS, population_statistics
-from bn_repro.console import say
-from bn_repro.data import multicrop
+# clu and tf.data load TensorFlow: load it first, quietly (no CUDA probing lines).
+console.import_tensorflow_quietly(sys.argv)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from clu import metric_writers  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from bn_repro import checkpointing, config_checks, data, train  # noqa: E402
+from bn_repro.batch_norm import BATCH_STATS, population_statistics  # noqa: E402
+from bn_repro.console import say  # noqa: E402
+from bn_repro.data import multicrop  # noqa: E402
 
 BN_STATS = ("ema", "population")
 CROPS = ("center", "144")

@@ -25,6 +25,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from bn_repro import config_checks, models
+from bn_repro.console import quiet_logs
 from bn_repro.models.summary import (
     abstract_variables,
     count_bn_layers,
@@ -44,6 +45,7 @@ flags.DEFINE_integer(
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    quiet_logs()  # no "Unable to initialize backend 'tpu'" on a CPU machine
     config = FLAGS.config
     shape = input_shape(config, FLAGS.channels)
     model = models.create_model(config)
