@@ -32,6 +32,12 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false"
 ).strip()
 
+import sys  # noqa: E402
+
+from bn_repro import console  # noqa: E402
+
+console.import_tensorflow_quietly(sys.argv)  # before clu (via train) loads it loudly
+
 import statistics  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
