@@ -28,6 +28,8 @@ import functools
 import ml_collections
 import optax
 
+from bn_repro.config_checks import check_choice
+
 LR_SCALINGS = ("per_worker", "linear")
 SCHEDULES = ("constant", "exponential")
 # Step key → the epoch key it follows in configs built with `link_steps_to_epochs`.
@@ -42,37 +44,28 @@ EPOCH_KEYS = {
 
 def lr_scale(config: ml_collections.ConfigDict) -> float:
     """k: the factor ``lr_scaling`` applies to ``learning_rate`` after any warm-up."""
+    check_choice("lr_scaling", config.lr_scaling, LR_SCALINGS)
     if config.lr_scaling == "per_worker":
         return 1.0
-    if config.lr_scaling == "linear":
-        return config.batch_size / config.worker_batch_size
-    raise ValueError(
-        f"Unknown lr_scaling {config.lr_scaling!r}; valid choices: {list(LR_SCALINGS)}. "
-        "Set --config.lr_scaling=linear (rate × batch_size / worker_batch_size) or "
-        "--config.lr_scaling=per_worker (the rate as written, on the global batch's mean "
-        "gradient)."
-    )
+    return config.batch_size / config.worker_batch_size  # "linear"
 
 
 def _decay(config: ml_collections.ConfigDict) -> optax.Schedule:
+    check_choice("schedule", config.schedule, SCHEDULES)
     if config.schedule == "constant":
         return optax.constant_schedule(config.learning_rate)
-    if config.schedule == "exponential":
-        return optax.exponential_decay(
-            init_value=config.learning_rate,
-            transition_steps=config.lr_decay_steps,
-            decay_rate=config.lr_decay_rate,
-            staircase=config.lr_staircase,
-        )
-    raise ValueError(f"Unknown schedule {config.schedule!r}; valid choices: {list(SCHEDULES)}.")
+    return optax.exponential_decay(  # "exponential"
+        init_value=config.learning_rate,
+        transition_steps=config.lr_decay_steps,
+        decay_rate=config.lr_decay_rate,
+        staircase=config.lr_staircase,
+    )
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
     """Step → learning rate applied to the global batch's mean gradient."""
     scale = lr_scale(config)
     decay = _decay(config)
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, not {config.warmup_steps}.")
     if config.warmup_steps == 0 or scale == 1.0:
         return lambda step: scale * decay(step)
     factor = optax.linear_schedule(1.0, scale, transition_steps=config.warmup_steps)

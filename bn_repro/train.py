@@ -23,6 +23,7 @@ from jax.sharding import PartitionSpec as P
 
 from bn_repro import (
     checkpointing,
+    config_checks,
     cpu_compiler_options,
     data,
     distributed,
@@ -169,6 +170,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     Returns the final step, whether the run was preempted, the seconds spent training
     and the last evaluation's metrics as ``eval/...``.
     """
+    config_checks.validate(config)  # before the workdir, the data or a compilation
     workdir = Path(workdir)
     checkpointing.ensure_writable(workdir)
     dataset = data.create_dataset(config)
@@ -193,7 +195,10 @@ def _initialised_from(state: TrainState, workdir: str) -> TrainState:
 
 def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> dict[str, Any]:
     checkpointing.check_and_record_config(config, workdir)
-    state = checkpointing.restore_latest(manager, trainer.state)
+    allow_restart = config.get("allow_restart_from_scratch", False)
+    state = checkpointing.restore_latest(manager, trainer.state, allow_restart)
+    if int(state.step) == 0:
+        checkpointing.check_fresh_start(workdir, config.checkpoint_every_steps, allow_restart)
     if int(state.step) == 0 and config.get("init_from"):
         state = _initialised_from(state, config.init_from)
     start_step = int(state.step)
@@ -202,6 +207,12 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
         return {"step": start_step, "preempted": False, "train_seconds": 0.0}
     if start_step:
         say(f"{workdir}: resuming from the checkpoint at step {start_step}.")
+    devices = jax.devices()
+    say(
+        f"{config.model} on {config.dataset} in {workdir}: {len(devices)} "
+        f"{devices[0].platform.upper()} device(s), steps {start_step:,}-{config.total_steps:,}; "
+        "compiling…"
+    )
 
     chunks = _host_chunks(dataset.train_batches(start_step), start_step, config)
     first_chunk = next(chunks)

@@ -13,6 +13,9 @@ from flax.training import train_state
 
 from bn_repro import cpu_compiler_options
 from bn_repro.batch_norm import BATCH_STATS
+from bn_repro.config_checks import check_choice
+
+OPTIMIZERS = ("sgd",)  # with config.momentum; 0 is plain SGD
 
 
 class TrainState(train_state.TrainState):
@@ -38,8 +41,7 @@ def kernel_norm(params: Any) -> jax.Array:
 def create_optimizer(
     config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
 ) -> optax.GradientTransformation:
-    if config.optimizer != "sgd":
-        raise ValueError(f"Unknown optimizer {config.optimizer!r}; valid choices: ['sgd'].")
+    check_choice("optimizer", config.optimizer, OPTIMIZERS)
     # L2 weight cost λ/2·|W|² on kernels only, added to the gradient before momentum.
     return optax.chain(
         optax.add_decayed_weights(config.weight_decay, mask=is_kernel),

@@ -111,4 +111,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Resuming a workdir made with other values of the experiment's keys is refused
     # unless this is set.
     config.allow_config_change = False
+    # A workdir whose checkpoints are all damaged, or that holds event files but no
+    # checkpoint, is not restarted from step 0 unless this is set.
+    config.allow_restart_from_scratch = False
     return config

@@ -205,8 +205,10 @@ def test_batch_shuffling_keeps_each_batch_together_and_reorders_the_batches():
 
 
 def test_shuffle_and_distortions_are_refused_for_imagenet():
+    from bn_repro import config_checks
+
     for key, value in (("shuffle", "batches"), ("distortions", "crop_flip_photometric")):
         config = imagenet_common.get_config()
         config[key] = value
         with pytest.raises(ValueError, match=f"{key}=.*--config.{key}="):
-            create_dataset(config)
+            config_checks.validate(config)

@@ -14,6 +14,7 @@ from typing import Any
 
 import ml_collections
 
+from bn_repro.config_checks import check_choice
 from bn_repro.data import mnist
 from bn_repro.data.in_memory import InMemoryDataset, class_balanced_subset
 
@@ -45,12 +46,6 @@ def _imagenet(config: ml_collections.ConfigDict) -> Any:
                 f"{key}={config[key]} selects a subset of a small dataset; ImageNet has "
                 f"none. Set --config.{key}=0."
             )
-    for key, default in (("distortions", "none"), ("shuffle", "examples")):
-        if config[key] != default:
-            raise ValueError(
-                f"{key}={config[key]!r} is for small in-memory datasets; ImageNet distorts "
-                f"and shuffles in its own pipeline. Set --config.{key}={default}."
-            )
     # Imported on use: it loads TensorFlow, which the small datasets do not need.
     from bn_repro.data import imagenet
 
@@ -67,11 +62,7 @@ DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Any]] = {
 def create_dataset(config: ml_collections.ConfigDict) -> Any:
     """Builds the dataset named by ``config.dataset``, whose classes must be
     ``config.num_classes``."""
-    if config.dataset not in DATASETS:
-        raise ValueError(
-            f"Unknown dataset {config.dataset!r}; valid choices: {sorted(DATASETS)}. "
-            "Set --config.dataset to one of them."
-        )
+    check_choice("dataset", config.dataset, sorted(DATASETS))
     dataset = DATASETS[config.dataset](config)
     # The model's classifier is sized by the config, the labels by the dataset.
     if dataset.num_classes != config.num_classes:

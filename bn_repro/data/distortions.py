@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from bn_repro.config_checks import check_choice
+
 # TF-slim's distort_color ranges at strength 1 (the ImageNet pipeline uses the same).
 BRIGHTNESS_DELTA = 32 / 255
 CONTRAST_RANGE = 0.5
@@ -95,22 +97,25 @@ def distort_batch(
     return jax.vmap(lambda x, k: distort_one(x, k, strength, min_area))(images, keys)
 
 
-def from_config(
-    config: ml_collections.ConfigDict,
-) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
-    """``config.distortions`` as a function (images, step) → images; None for "none"."""
-    if config.distortions not in KINDS:
-        raise ValueError(
-            f"Unknown distortions {config.distortions!r}; valid choices: {list(KINDS)}. "
-            "Set --config.distortions to one of them."
-        )
-    if config.distortions == "none":
-        return None
-    if not 0 < config.min_crop_area <= 1 or not 0 <= config.distortion_strength <= 1:
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """The distortion keys' values, before any work (bn_repro/config_checks.py)."""
+    check_choice("distortions", config.distortions, KINDS)
+    if config.distortions != "none" and not (
+        0 < config.min_crop_area <= 1 and 0 <= config.distortion_strength <= 1
+    ):
         raise ValueError(
             f"min_crop_area={config.min_crop_area} must be in (0, 1] and "
             f"distortion_strength={config.distortion_strength} in [0, 1]; fix the config."
         )
+
+
+def from_config(
+    config: ml_collections.ConfigDict,
+) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
+    """``config.distortions`` as a function (images, step) → images; None for "none"."""
+    check_config(config)
+    if config.distortions == "none":
+        return None
     return functools.partial(
         distort_batch,
         seed=config.seed,

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
+from bn_repro.config_checks import check_choice
+
 Batch = dict[str, np.ndarray]
 SHUFFLES = ("examples", "batches")
 
@@ -76,11 +78,7 @@ class InMemoryDataset:
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed
-        if shuffle not in SHUFFLES:
-            raise ValueError(
-                f"Unknown shuffle {shuffle!r}; valid choices: {list(SHUFFLES)}. "
-                "Set --config.shuffle to one of them."
-            )
+        check_choice("shuffle", shuffle, SHUFFLES)
         self.shuffle = shuffle
         self._process_count = jax.process_count()
         self._process_index = jax.process_index()

@@ -35,6 +35,7 @@ Options (top-level config keys, defaults in configs/default.py):
 
 import ml_collections
 
+from bn_repro.config_checks import check_choice
 from bn_repro.models import geometry
 from bn_repro.models.activations import ACTIVATIONS
 from bn_repro.models.conv import cpu_matmuls_default
@@ -49,21 +50,14 @@ from bn_repro.models.inception import (
 from bn_repro.models.precision import compute_dtype
 
 
-def _check_choice(key: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
-
-
 def create(config: ml_collections.ConfigDict) -> BNInception:
     """BN-Inception from the top-level config keys (see configs/default.py)."""
-    _check_choice("norm", config.norm, NORMS)
-    _check_choice("activation", config.activation, tuple(ACTIVATIONS))
-    _check_choice("stem", config.stem, STEMS)
-    _check_choice("first_conv", config.first_conv, FIRST_CONVS)
-    _check_choice("pool_proj_4cd", config.pool_proj_4cd, POOL_PROJ_4CD_CHOICES)
-    _check_choice("padding", config.padding, geometry.PADDINGS)
-    if config.per_activation_bn_last and config.norm != "batch":
-        raise ValueError("config.per_activation_bn_last needs config.norm='batch'.")
+    check_choice("norm", config.norm, NORMS)
+    check_choice("activation", config.activation, tuple(ACTIVATIONS))
+    check_choice("stem", config.stem, STEMS)
+    check_choice("first_conv", config.first_conv, FIRST_CONVS)
+    check_choice("pool_proj_4cd", config.pool_proj_4cd, POOL_PROJ_4CD_CHOICES)
+    check_choice("padding", config.padding, geometry.PADDINGS)
     options = LayerOptions(
         norm=config.norm,
         activation=config.activation,
