@@ -147,7 +147,7 @@ def parse_flags(argv: list[str]) -> list[str]:
         app.usage(writeto_stdout=True, exitcode=0)
     try:
         argv = flags.FLAGS(argv)
-        if "config" in flags.FLAGS:
+        if "config" in flags.FLAGS and flags.FLAGS.config is not None:
             # A config file that fails to load fails only when first read: read it now.
             _ = "model" in flags.FLAGS.config
         return argv

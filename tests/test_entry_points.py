@@ -53,8 +53,9 @@ def test_help_prints_usage_quietly(entry):
 
 def _readme_commands() -> list[tuple[str, str]]:
     """(entry point, command line) of each `python -m bn_repro.X` / `python scripts/X.py`
-    the README shows, continuation lines joined."""
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    the README and the docs/ pages show, continuation lines joined."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages).replace("\\\n", " ")
     found = []
     for match in re.finditer(
         r"python (-m bn_repro\.[a-z_.]+|scripts/[a-z_0-9]+\.py)([^\n`]*)", text
