@@ -218,7 +218,8 @@ def check_fresh_start(workdir: Path, checkpoint_every_steps: int, allow_restart:
     """Refuses to start a run at step 0 in a workdir that holds an earlier run's
     damaged checkpoints, or event files of a run that got past a checkpoint step (its
     checkpoints were lost), unless ``allow_restart``. Event files of a run killed
-    before its first checkpoint are no reason: that run simply starts again."""
+    before or while writing its first checkpoint (they reach that step at most) are
+    no reason: that run simply starts again."""
     if allow_restart:
         return
     leftovers = sorted(p.name for p in workdir.glob("events.out.tfevents.*"))
@@ -226,7 +227,7 @@ def check_fresh_start(workdir: Path, checkpoint_every_steps: int, allow_restart:
         from bn_repro import event_logs  # imported on use: it loads TensorBoard
 
         steps = [s.max() for s, _ in event_logs.read_scalars(workdir).values() if len(s)]
-        if max(steps, default=0) < checkpoint_every_steps:
+        if max(steps, default=0) <= checkpoint_every_steps:
             return
     if (workdir / DAMAGED).is_dir():
         leftovers.insert(0, f"{DAMAGED}/")
