@@ -30,7 +30,8 @@ def read_scalars(workdir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]
     accumulator.Reload()
     curves = {}
     for tag in accumulator.Tags()[event_accumulator.TENSORS]:
-        values = {e.step: tensor_util.make_ndarray(e.tensor_proto) for e in accumulator.Tensors(tag)}
+        events = accumulator.Tensors(tag)
+        values = {e.step: tensor_util.make_ndarray(e.tensor_proto) for e in events}
         if any(np.size(v) != 1 for v in values.values()):
             continue  # not a scalar curve (e.g. the hparams summary)
         by_step = {step: float(np.asarray(value).reshape(())) for step, value in values.items()}

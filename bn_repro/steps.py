@@ -75,20 +75,15 @@ def train_step(
 
 
 def train_loop(
-    state: TrainState,
-    batches: Batch,
-    learning_rate_fn: optax.Schedule,
-    dropout_key: jax.Array,
-    distort: Distortion | None = None,
+    state: TrainState, batches: Batch, **step_options: Any
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Runs one step per leading-axis entry of ``batches``; returns per-step metrics.
+    ``step_options``: `train_step`'s (learning_rate_fn, dropout_key, distort).
 
     ``metrics["state_finite"]`` says whether the parameters are still finite at the end
     (a finite loss can still come with an infinite gradient).
     """
-    step = functools.partial(
-        train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key, distort=distort
-    )
+    step = functools.partial(train_step, **step_options)
     if jax.tree.leaves(batches)[0].shape[0] == 1:
         # No loop for a single step: inside a scan, XLA's own CPU convolution
         # gradients are far slower (docs/measurements.md; the CPU matrix-product
