@@ -29,6 +29,7 @@ RESUMABLE_CHANGES = frozenset(
         "total_steps",
         "eval_every_steps",
         "checkpoint_every_steps",
+        "interval_growth",
         # The epoch keys the step keys above follow (bn_repro/schedule.py).
         "total_epochs",
         "eval_every_epochs",
@@ -43,6 +44,7 @@ RESUMABLE_CHANGES = frozenset(
         "peak_flops",
         "profile_steps",
         "conv_impl",  # the same sums computed in another form (bn_repro/models/conv.py)
+        "allow_restart_from_scratch",
     }
 )
 # Keys added to the config after some workdirs were recorded, with the value those
@@ -54,6 +56,13 @@ KEYS_ADDED_LATER = {
     "conv_impl": "auto",
     "train_examples": 0,
     "eval_examples": 0,
+    # Distortions, shuffling, evaluation grid and LRN scale of small datasets.
+    "distortions": "none",
+    "distortion_strength": 1.0,
+    "min_crop_area": 0.35,
+    "shuffle": "examples",
+    "interval_growth": 1.0,
+    "lrn_pixel_scale": 1.0,
     # The published weights' network variants (bn_repro/models/inception_config.py).
     "padding": "same",
     "bn.use_scale": True,
@@ -70,6 +79,11 @@ DATASET_KEYS_ADDED_LATER = {
     }
 }
 CHECKPOINTS = "checkpoints"
+DAMAGED = "damaged_checkpoints"
+RESTART_FIX = (
+    "pass --config.allow_restart_from_scratch=true to train from step 0 here anyway "
+    "(the old curves stay in TensorBoard beside the new), or use another --workdir."
+)
 
 
 def create_manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
@@ -164,12 +178,13 @@ def restore_weights(workdir: str | Path, target: dict[str, Any]) -> dict[str, An
     return restored
 
 
-def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
+def restore_latest(manager: ocp.CheckpointManager, target: Any, allow_restart: bool = False) -> Any:
     """The latest readable checkpoint, or ``target`` unchanged if there is none.
 
     An unreadable checkpoint is moved to ``WORKDIR/damaged_checkpoints`` (kept for
     inspection, out of the way of the resumed run's saves) and the one before it is
-    tried.
+    tried. If none is readable, raises ValueError unless ``allow_restart``: starting
+    at step 0 silently would throw away the run's progress without anyone asking.
     """
     steps = sorted(manager.all_steps(), reverse=True)
     for step in steps:
@@ -181,7 +196,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
         # found its part of the checkpoint damaged.
         if distributed.all_processes(error is None):
             return state
-        damaged = Path(manager.directory).parent / "damaged_checkpoints" / str(step)
+        damaged = Path(manager.directory).parent / DAMAGED / str(step)
         reason = f"{type(error).__name__}: {str(error)[:200]}" if error else "damaged elsewhere"
         logging.warning("Checkpoint %d unreadable (%s); moved to %s.", step, reason, damaged)
         say(
@@ -193,12 +208,38 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any) -> Any:
             (Path(manager.directory) / str(step)).rename(damaged)
         multihost_utils.sync_global_devices(f"moved damaged checkpoint {step}")
         manager.reload()
-    if steps:
-        raise RuntimeError(
+    if steps and not allow_restart:
+        damaged = Path(manager.directory).parent / DAMAGED
+        raise ValueError(
             f"None of the checkpoints {steps} in {manager.directory} could be restored; "
-            "move the directory away to start afresh."
+            f"they are kept in {damaged}. To go on, {RESTART_FIX}"
         )
     return target
+
+
+def check_fresh_start(workdir: Path, checkpoint_every_steps: int, allow_restart: bool) -> None:
+    """Refuses to start a run at step 0 in a workdir that holds an earlier run's
+    damaged checkpoints, or event files of a run that got past a checkpoint step (its
+    checkpoints were lost), unless ``allow_restart``. Event files of a run killed
+    before or while writing its first checkpoint (they reach that step at most) are
+    no reason: that run simply starts again."""
+    if allow_restart:
+        return
+    leftovers = sorted(p.name for p in workdir.glob("events.out.tfevents.*"))
+    if leftovers and not (workdir / DAMAGED).is_dir():
+        from bn_repro import event_logs  # imported on use: it loads TensorBoard
+
+        steps = [s.max() for s, _ in event_logs.read_scalars(workdir).values() if len(s)]
+        if max(steps, default=0) <= checkpoint_every_steps:
+            return
+    if (workdir / DAMAGED).is_dir():
+        leftovers.insert(0, f"{DAMAGED}/")
+    if leftovers:
+        shown = ", ".join(leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
+        raise ValueError(
+            f"{workdir} has no readable checkpoint but holds an earlier run's files "
+            f"({shown}); {RESTART_FIX}"
+        )
 
 
 def ensure_writable(workdir: Path) -> None:

@@ -22,6 +22,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from bn_repro import cpu_compiler_options, platforms
+from bn_repro.data import distortions
 from bn_repro.steps import Batch, eval_step, train_loop
 from bn_repro.train_state import TrainState, create_train_state, initial_variables
 
@@ -59,7 +60,10 @@ def jit_steps(
     ``platform`` target (bn_repro/cpu_compiler_options.py)."""
     options = cpu_compiler_options.for_steps(config, platform)
     loop = functools.partial(
-        train_loop, learning_rate_fn=learning_rate_fn, dropout_key=jax.random.key(config.seed + 1)
+        train_loop,
+        learning_rate_fn=learning_rate_fn,
+        dropout_key=jax.random.key(config.seed + 1),
+        distort=distortions.from_config(config),
     )
     jitted_loop = platforms.jit(
         loop,

@@ -11,6 +11,7 @@ import os
 import sys
 
 import jax
+from absl import logging
 
 # TensorFlow (imported by clu's writers and tf.data) logs from C++ as it loads: the
 # oneDNN notice and "Could not find cuda drivers", written to stderr before its log
@@ -61,3 +62,9 @@ def hide_gpus_from_tensorflow() -> None:
         tf.config.set_visible_devices([], "GPU")
     except RuntimeError:  # TensorFlow already initialised its devices (e.g. in a test).
         pass
+
+
+def quiet_logs() -> None:
+    """Warnings only, and none from orbax (it logs every checkpoint file it opens)."""
+    logging.set_verbosity(logging.WARNING)
+    logging.get_absl_logger().addFilter(lambda record: "/orbax/" not in record.pathname)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bn_repro import evaluate
+from bn_repro import console, evaluate
 from bn_repro.console import say
 
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--images_per_batch", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
-    evaluate.quiet_logs()
+    console.quiet_logs()
 
     members, rows = [], []
     try:

@@ -32,18 +32,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-from absl import app, flags, logging
-from clu import metric_writers
-from ml_collections import config_flags
+from bn_repro import console
 
-from bn_repro import checkpointing, data, platforms, train
-from bn_repro.batch_norm import BATCH_STATS, population_statistics
-from bn_repro.console import say
-from bn_repro.data import multicrop
+# clu and tf.data load TensorFlow: load it first, quietly (no CUDA probing lines).
+console.import_tensorflow_quietly(sys.argv)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from clu import metric_writers  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from bn_repro import checkpointing, config_checks, data, platforms, train  # noqa: E402
+from bn_repro.batch_norm import BATCH_STATS, population_statistics  # noqa: E402
+from bn_repro.console import say  # noqa: E402
+from bn_repro.data import multicrop  # noqa: E402
 
 BN_STATS = ("ema", "population")
 CROPS = ("center", "144")
@@ -82,23 +87,35 @@ def load_config(
 def restore_checkpoint(
     trainer: train.Trainer, workdir: str | Path, step: int | None = None
 ) -> train.TrainState:
-    """The train state at ``step`` (default: the latest checkpoint) of ``workdir``."""
+    """The train state at ``step`` of ``workdir``; by default the latest readable
+    checkpoint, falling back (and saying so) past damaged ones."""
     manager = checkpointing.open_read_only(workdir)
     try:
         steps = sorted(manager.all_steps())
         if not steps:
             raise FileNotFoundError(f"No checkpoints in {manager.directory} yet.")
-        step = steps[-1] if step is None else step
-        if step not in steps:
+        if step is not None and step not in steps:
             raise ValueError(f"No checkpoint at step {step} in {workdir}; available: {steps}.")
-        try:
-            return checkpointing.restore(manager, step, trainer.state)
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(
-                f"The checkpoint at step {step} of {workdir} does not fit the model of this "
-                f"config ({type(error).__name__}: {str(error)[:300]}). Evaluate with the "
-                "run's own config: omit --config."
-            ) from error
+        errors = {}
+        for candidate in [step] if step is not None else steps[::-1]:
+            try:
+                state = checkpointing.restore(manager, candidate, trainer.state)
+            except Exception as error:  # noqa: BLE001 - damaged or of another model: try older
+                errors[candidate] = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+                continue
+            if errors:
+                say(
+                    f"warning: checkpoints {sorted(errors)} of {workdir} are unreadable; "
+                    f"evaluating step {candidate}, the newest readable one (pick one with --step)."
+                )
+            return state
+        first = errors[max(errors)]
+        raise ValueError(
+            f"No checkpoint of {workdir} could be read with this model (steps "
+            f"{sorted(errors)}; step {max(errors)}: {first}): the checkpoint does not fit the "
+            "model of this config (omit --config to use the run's own) or is damaged (pick "
+            f"another with --step; available: {steps})."
+        )
     finally:
         manager.close()
 
@@ -215,15 +232,13 @@ def predict_run(
     workdir: str | Path,
     config: ml_collections.ConfigDict | None = None,
     step: int | None = None,
-    bn_stats: str = "ema",
-    population_batches: int = DEFAULT_POPULATION_BATCHES,
-    crops: str = "center",
-    images_per_batch: int | None = None,
+    **options: Any,
 ) -> Predictions:
-    """Restores a checkpoint of ``workdir`` and predicts its evaluation split."""
-    _check_choices(bn_stats, crops)  # before the dataset and the model are built
-    predictor = CheckpointPredictor(workdir, config)
-    return predictor.predict(step, bn_stats, population_batches, crops, images_per_batch)
+    """Restores a checkpoint of ``workdir`` and predicts its evaluation split;
+    ``options``: those of `CheckpointPredictor.predict` (bn_stats, crops, ...)."""
+    # Checked before the dataset and the model are built.
+    _check_choices(options.get("bn_stats", "ema"), options.get("crops", "center"))
+    return CheckpointPredictor(workdir, config).predict(step, **options)
 
 
 def variant_name(bn_stats: str, population_batches: int, crops: str) -> str:
@@ -245,12 +260,6 @@ def write_results(workdir: str | Path, name: str, step: int, results: dict[str, 
     return path
 
 
-def quiet_logs() -> None:
-    """Warnings only, and none from orbax (it logs every checkpoint file it opens)."""
-    logging.set_verbosity(logging.WARNING)
-    logging.get_absl_logger().addFilter(lambda record: "/orbax/" not in record.pathname)
-
-
 def summary_line(label: str, metrics: dict[str, float]) -> str:
     return (
         f"{label}: top-1 {metrics['accuracy']:.4f} (error {1 - metrics['accuracy']:.2%}), "
@@ -260,33 +269,39 @@ def summary_line(label: str, metrics: dict[str, float]) -> str:
 
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", None, "Config file; default: the run's DIR/config.json.", lock_config=True
-)
-flags.DEFINE_string("workdir", None, "The run's --workdir.", required=True)
-flags.DEFINE_enum("bn_stats", "ema", BN_STATS, "BN statistics: moving averages or Algorithm 2.")
-flags.DEFINE_integer(
-    "population_batches", DEFAULT_POPULATION_BATCHES, "Training batches for Algorithm 2."
-)
-flags.DEFINE_enum("crops", "center", CROPS, "Single central crop, or GoogLeNet's 144 crops.")
-flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
-flags.DEFINE_integer("images_per_batch", None, "144 crops: images per batch (default: auto).")
-flags.DEFINE_string("name", None, "Name of the results; default: e.g. population100_144crops.")
+
+
+def define_flags() -> None:
+    """The command line's flags, defined only when this module runs as ``__main__``:
+    absl refuses a flag defined twice, so a module others import (ensemble,
+    scripts/import_weights.py) must not define any at import."""
+    config_flags.DEFINE_config_file(
+        "config", None, "Config file; default: the run's DIR/config.json.", lock_config=True
+    )
+    flags.DEFINE_string("workdir", None, "The run's --workdir.", required=True)
+    flags.DEFINE_enum("bn_stats", "ema", BN_STATS, "BN statistics: moving averages or Algorithm 2.")
+    flags.DEFINE_integer(
+        "population_batches", DEFAULT_POPULATION_BATCHES, "Training batches for Algorithm 2."
+    )
+    flags.DEFINE_enum("crops", "center", CROPS, "Single central crop, or GoogLeNet's 144 crops.")
+    flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest readable one.")
+    flags.DEFINE_integer("images_per_batch", None, "144 crops: images per batch (default: auto).")
+    flags.DEFINE_string("name", None, "Name of the results; default: e.g. population100_144crops.")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    quiet_logs()
+    console.quiet_logs()
     try:
         predictions = predict_run(
             FLAGS.workdir,
             FLAGS.config,
             FLAGS.step,
-            FLAGS.bn_stats,
-            FLAGS.population_batches,
-            FLAGS.crops,
-            FLAGS.images_per_batch,
+            bn_stats=FLAGS.bn_stats,
+            population_batches=FLAGS.population_batches,
+            crops=FLAGS.crops,
+            images_per_batch=FLAGS.images_per_batch,
         )
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
@@ -307,4 +322,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    define_flags()
+    app.run(main, flags_parser=config_checks.parse_flags)

@@ -30,10 +30,11 @@ def read_scalars(workdir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]
     accumulator.Reload()
     curves = {}
     for tag in accumulator.Tags()[event_accumulator.TENSORS]:
-        by_step = {
-            event.step: float(tensor_util.make_ndarray(event.tensor_proto))
-            for event in accumulator.Tensors(tag)
-        }
+        events = accumulator.Tensors(tag)
+        values = {e.step: tensor_util.make_ndarray(e.tensor_proto) for e in events}
+        if any(np.size(v) != 1 for v in values.values()):
+            continue  # not a scalar curve (e.g. the hparams summary)
+        by_step = {step: float(np.asarray(value).reshape(())) for step, value in values.items()}
         steps = np.array(sorted(by_step))
         curves[tag] = (steps, np.array([by_step[s] for s in steps]))
     return curves

@@ -20,49 +20,55 @@ brings back every INFO log (TensorFlow's, JAX's, clu's), --verbosity=1 debug log
 import os
 import sys
 
-from bn_repro import console
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-console.import_tensorflow_quietly(sys.argv)  # before clu and tf.data import it
-
-import jax  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from bn_repro import distributed, divergence, schedule, train  # noqa: E402
+from bn_repro import config_checks, console, distributed, divergence, schedule
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
-flags.DEFINE_bool("dry_run", False, "Print the config's schedule and exit without training.")
-flags.mark_flags_as_required(["config"])
-flags.DEFINE_string(
-    "coordinator_address",
-    None,
-    f"Multi-process runs: HOST:PORT of process 0 (else ${distributed.ENV_COORDINATOR}).",
-)
-flags.DEFINE_integer(
-    "num_processes",
-    None,
-    f"Multi-process runs: number of processes (else ${distributed.ENV_NUM_PROCESSES}).",
-)
-flags.DEFINE_integer(
-    "process_id",
-    None,
-    f"Multi-process runs: this process, 0..N-1 (else ${distributed.ENV_PROCESS_ID}).",
-)
+
+
+def define_flags() -> None:
+    """Defined only when this module runs as ``__main__``: absl refuses a flag
+    defined twice, so importing this module must define none."""
+    config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+    flags.DEFINE_string("workdir", None, "Directory for checkpoints and TensorBoard logs.")
+    flags.DEFINE_bool("dry_run", False, "Print the config's schedule and exit without training.")
+    flags.mark_flags_as_required(["config"])
+    flags.DEFINE_string(
+        "coordinator_address",
+        None,
+        f"Multi-process runs: HOST:PORT of process 0 (else ${distributed.ENV_COORDINATOR}).",
+    )
+    flags.DEFINE_integer(
+        "num_processes",
+        None,
+        f"Multi-process runs: number of processes (else ${distributed.ENV_NUM_PROCESSES}).",
+    )
+    flags.DEFINE_integer(
+        "process_id",
+        None,
+        f"Multi-process runs: this process, 0..N-1 (else ${distributed.ENV_PROCESS_ID}).",
+    )
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        # Python INFO logs off: JAX's "Unable to initialize backend 'tpu'", clu's notes.
+        logging.set_verbosity(logging.WARNING)
     if FLAGS.dry_run:
         _dry_run()
         return
     if FLAGS.workdir is None:
         raise app.UsageError("--workdir is required (except with --dry_run).")
-    if not FLAGS["verbosity"].present:
-        # Python INFO logs off: JAX's "Unable to initialize backend 'tpu'", clu's notes.
-        logging.set_verbosity(logging.WARNING)
+    # TensorFlow loads only now, after the flags are parsed (a quick --help), and
+    # quietly, before clu and tf.data import it.
+    console.import_tensorflow_quietly(sys.argv)
+    from bn_repro import train
+
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if jax.process_index() != 0:  # one console: the other processes report only problems
         logging.set_verbosity(logging.WARNING)
@@ -78,6 +84,7 @@ def main(argv: list[str]) -> None:
 
 def _dry_run() -> None:
     try:
+        config_checks.validate(FLAGS.config)
         description = schedule.describe(FLAGS.config)
     except ValueError as error:
         sys.exit(f"error: {error}")
@@ -87,4 +94,5 @@ def _dry_run() -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    define_flags()
+    app.run(main, flags_parser=config_checks.parse_flags)

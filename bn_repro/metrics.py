@@ -2,11 +2,13 @@
 
 TensorBoard (process 0 writes WORKDIR/events.out.tfevents.*): ``train/*`` and
 ``perf/*`` (bn_repro/perf.py) at every multiple of ``log_every_steps``, ``eval/*`` at
-every evaluation, clu's ``steps_per_sec``. The console: a progress line (step,
-steps/s, images/s, ETA) per log interval, but at most one per `PROGRESS_MIN_SECS`
-(MNIST reaches a log point 20 times a second) and at least one per
-`PROGRESS_MAX_SECS` while training; a short line per evaluation; the final summary
-(bn_repro/train.py).
+every evaluation, clu's ``steps_per_sec``, and the config as hparams. The console: a
+progress line (step, train loss, learning rate, steps/s, images/s, ETA) per log
+interval, but at most one per `PROGRESS_MIN_SECS` (MNIST reaches a log point 20 times
+a second) and at least one per `PROGRESS_MAX_SECS` while training; an evaluation line
+at most once per `PROGRESS_MIN_SECS` and at the end; the final summary, whose rate
+leaves out the first compiled call (compilation), with the checkpoint and the
+TensorBoard command.
 """
 
 import time
@@ -47,6 +49,7 @@ def write_train_metrics(
         scalars = {
             "train/learning_rate": float(metrics["learning_rate"][i]),
             "train/skipped_steps": int(np.sum(~finite)),
+            "train/kernel_norm": float(metrics["kernel_norm"][i]),
         }
         if data.SKIPPED_IMAGES in metrics:
             scalars["train/skipped_images"] = int(np.sum(metrics[data.SKIPPED_IMAGES][window]))
@@ -95,6 +98,12 @@ class RunReport:
         self.start_time = time.perf_counter()
         self.last_line = (start_step, self.start_time)  # (step, time) of the last progress
         self.log_point_since_last_line = False
+        self.last_train = (float("nan"), float("nan"))  # loss, learning rate of the last chunk
+        # (step, time) at the end of the first compiled call, which includes compilation.
+        self.compiled: tuple[int, float] | None = None
+        self.last_eval_line = -float("inf")
+        # The config as hparams, so TensorBoard's HParams tab can compare runs.
+        self.writer.write_hparams(hparams(config))
 
     def __enter__(self) -> "RunReport":
         return self
@@ -115,6 +124,12 @@ class RunReport:
             for step in log_steps:
                 self.writer.write_scalars(step, scalars)
         self.progress(end)
+        if self.compiled is None:
+            self.compiled = (end, time.perf_counter())
+        finite = metrics["finite"]
+        if finite.any():
+            loss = float(np.mean(metrics["loss"][finite]))
+            self.last_train = (loss, float(metrics["learning_rate"][-1]))
         self.log_point_since_last_line |= bool(log_steps)
         self._console_progress(end)
 
@@ -128,8 +143,10 @@ class RunReport:
         steps_per_sec = (step - last_step) / quiet_for
         # ETA from the whole run so far: it includes evaluations and checkpoints.
         run_rate = (step - self.start_step) / (now - self.start_time)
+        loss, learning_rate = self.last_train
         say(
-            f"step {step:,}/{self.config.total_steps:,}: {steps_per_sec:,.1f} steps/s, "
+            f"step {step:,}/{self.config.total_steps:,}: train/loss={loss:.4g}, "
+            f"lr={learning_rate:.4g}, {steps_per_sec:,.1f} steps/s, "
             f"{steps_per_sec * self.config.batch_size:,.0f} images/s, "
             f"ETA {format_duration((self.config.total_steps - step) / run_rate)}"
         )
@@ -137,17 +154,43 @@ class RunReport:
         self.log_point_since_last_line = False
 
     def evaluation(self, step: int, results: dict[str, float]) -> None:
-        """eval/* to TensorBoard; accuracy and loss to the console."""
+        """eval/* to TensorBoard; accuracy and loss to the console, at most once per
+        `PROGRESS_MIN_SECS` (MNIST evaluates 200 times: the curve is in TensorBoard)."""
         self.writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
+        now = time.perf_counter()
+        if step != self.config.total_steps and now - self.last_eval_line < PROGRESS_MIN_SECS:
+            return
+        self.last_eval_line = now
         say(
             f"step {step:,}: eval/accuracy={results['accuracy']:.4f}, "
             f"eval/loss={results['loss']:.4g}"
         )
 
     def summary(self, workdir: Path, step: int, seconds: float, results: dict[str, float]) -> None:
-        """The run's last console line: steps, time, rate and the last evaluation."""
+        """The run's last lines: steps, time, the rate after compilation (the first
+        compiled call's time left out), the last evaluation, where to look next."""
+        compiled_step, compiled_time = self.compiled or (self.start_step, self.start_time)
+        if step > compiled_step:
+            rate = (step - compiled_step) / (time.perf_counter() - compiled_time)
+        else:  # one compiled call in all: compilation cannot be told apart
+            rate = (step - self.start_step) / seconds
         say(
             f"{workdir}: trained steps {self.start_step}-{step} in {seconds:.1f} s "
-            f"({(step - self.start_step) / seconds:,.0f} steps/s); "
+            f"({rate:,.0f} steps/s after compilation); "
             + ", ".join(f"eval/{k}={v:.4f}" for k, v in results.items())
         )
+        say(
+            f"Checkpoint: {workdir / 'checkpoints' / str(step)}; "
+            f"curves: tensorboard --logdir {workdir}"
+        )
+
+
+def hparams(config: ml_collections.ConfigDict) -> dict[str, bool | int | float | str]:
+    """The config flattened to dotted keys with TensorBoard-storable values."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            flat.update({f"{key}.{k}": v for k, v in hparams(value).items()})
+        else:
+            flat[key] = value if isinstance(value, bool | int | float | str) else str(value)
+    return flat

@@ -26,15 +26,12 @@ from typing import Any
 import jax
 import ml_collections
 
+from bn_repro.config_checks import check_choice
+
 CONV_IMPLS = ("auto", "xla", "matmul")
 MATMUL_PRECISIONS = ("default", "high", "highest")
 # Platform names a step can be lowered for; jax's devices say "gpu" for CUDA and ROCm.
 ACCELERATORS = ("tpu", "cuda", "rocm", "gpu")
-
-
-def _check(key: str, value: object, choices: tuple, advice: str) -> None:
-    if value not in choices:
-        raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}; {advice}")
 
 
 def platform_of(devices: Sequence[jax.Device]) -> str:
@@ -55,7 +52,7 @@ def uses_matmul_convs(config: ml_collections.ConfigDict, platform: str | None) -
     to XLA's convolutions: the two forms differ only in training steps.
     """
     impl = config.conv_impl
-    _check("conv_impl", impl, CONV_IMPLS, "pass --config.conv_impl=auto (matmul on CPU, xla else).")
+    check_choice("conv_impl", impl, CONV_IMPLS)
     if impl == "auto":
         return platform == "cpu"
     return impl == "matmul"
@@ -64,12 +61,7 @@ def uses_matmul_convs(config: ml_collections.ConfigDict, platform: str | None) -
 def matmul_precision(config: ml_collections.ConfigDict) -> str | None:
     """``config.matmul_precision`` for `jax.default_matmul_precision` (None: JAX's default)."""
     precision = config.matmul_precision
-    _check(
-        "matmul_precision",
-        precision,
-        MATMUL_PRECISIONS,
-        "pass --config.matmul_precision=highest for float32 on every platform.",
-    )
+    check_choice("matmul_precision", precision, MATMUL_PRECISIONS)
     return None if precision == "default" else precision
 
 
@@ -93,11 +85,10 @@ def jit(fn: Callable, config: ml_collections.ConfigDict, **jit_kwargs: Any) -> A
     return jax.jit(with_matmul_precision(fn, config), **jit_kwargs)
 
 
-def describe(config: ml_collections.ConfigDict, platform: str, num_devices: int) -> str:
-    """The start-up line: the target platform and what was chosen for it."""
+def describe(config: ml_collections.ConfigDict, platform: str) -> str:
+    """For the start-up line: what was chosen for the target ``platform``."""
     form = "matrix products" if uses_matmul_convs(config, platform) else "XLA convolutions"
     return (
-        f"Compiling for {num_devices} {platform} device(s): convolutions as {form} "
-        f"(conv_impl={config.conv_impl}), matmul_precision={config.matmul_precision}, "
-        f"dtype={config.dtype}."
+        f"convolutions as {form} (conv_impl={config.conv_impl}), "
+        f"matmul_precision={config.matmul_precision}, dtype={config.dtype}"
     )

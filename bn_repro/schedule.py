@@ -22,8 +22,13 @@ command line keeps the schedule per example seen; setting a step key directly
 (``--config.total_steps=2``) pins it.
 """
 
+import dataclasses
+import functools
+
 import ml_collections
 import optax
+
+from bn_repro.config_checks import check_choice
 
 LR_SCALINGS = ("per_worker", "linear")
 SCHEDULES = ("constant", "exponential")
@@ -39,37 +44,28 @@ EPOCH_KEYS = {
 
 def lr_scale(config: ml_collections.ConfigDict) -> float:
     """k: the factor ``lr_scaling`` applies to ``learning_rate`` after any warm-up."""
+    check_choice("lr_scaling", config.lr_scaling, LR_SCALINGS)
     if config.lr_scaling == "per_worker":
         return 1.0
-    if config.lr_scaling == "linear":
-        return config.batch_size / config.worker_batch_size
-    raise ValueError(
-        f"Unknown lr_scaling {config.lr_scaling!r}; valid choices: {list(LR_SCALINGS)}. "
-        "Set --config.lr_scaling=linear (rate × batch_size / worker_batch_size) or "
-        "--config.lr_scaling=per_worker (the rate as written, on the global batch's mean "
-        "gradient)."
-    )
+    return config.batch_size / config.worker_batch_size  # "linear"
 
 
 def _decay(config: ml_collections.ConfigDict) -> optax.Schedule:
+    check_choice("schedule", config.schedule, SCHEDULES)
     if config.schedule == "constant":
         return optax.constant_schedule(config.learning_rate)
-    if config.schedule == "exponential":
-        return optax.exponential_decay(
-            init_value=config.learning_rate,
-            transition_steps=config.lr_decay_steps,
-            decay_rate=config.lr_decay_rate,
-            staircase=config.lr_staircase,
-        )
-    raise ValueError(f"Unknown schedule {config.schedule!r}; valid choices: {list(SCHEDULES)}.")
+    return optax.exponential_decay(  # "exponential"
+        init_value=config.learning_rate,
+        transition_steps=config.lr_decay_steps,
+        decay_rate=config.lr_decay_rate,
+        staircase=config.lr_staircase,
+    )
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict) -> optax.Schedule:
     """Step → learning rate applied to the global batch's mean gradient."""
     scale = lr_scale(config)
     decay = _decay(config)
-    if config.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be >= 0, not {config.warmup_steps}.")
     if config.warmup_steps == 0 or scale == 1.0:
         return lambda step: scale * decay(step)
     factor = optax.linear_schedule(1.0, scale, transition_steps=config.warmup_steps)
@@ -145,3 +141,44 @@ def describe(config: ml_collections.ConfigDict) -> str:
         f"  {label:<{widths[0]}}  {ours:<{widths[1]}}  {paper}"
         for label, ours, paper in [header, *rows]
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Intervals:
+    """The steps at which something periodic happens (an evaluation, a checkpoint).
+
+    ``growth`` 1: every ``every`` steps and at ``total``. ``growth`` > 1: at ``every``,
+    then each interval ``growth`` times the one before (rounded to whole ``multiple``s
+    of steps), and at ``total``: the same relative resolution early and late in a
+    run, and the same steps in every run that shares the three numbers.
+    """
+
+    every: int
+    growth: float
+    total: int
+    multiple: int = 1
+
+    def __post_init__(self):
+        if self.every <= 0 or self.growth < 1:
+            raise ValueError(
+                f"Intervals of {self.every} steps growing ×{self.growth}: the interval must "
+                "be > 0 and the growth >= 1; fix the config's *_every_steps / interval_growth."
+            )
+
+    @functools.cached_property
+    def _points(self) -> tuple[int, ...]:
+        points, x = {self.total}, float(self.every)
+        while x < self.total:
+            points.add(max(self.multiple, round(x / self.multiple) * self.multiple))
+            x *= self.growth
+        return tuple(sorted(p for p in points if p <= self.total))
+
+    def due(self, step: int) -> bool:
+        if self.growth == 1:
+            return step % self.every == 0 or step == self.total
+        return step in self._points
+
+    def next_after(self, step: int) -> int:
+        if self.growth == 1:
+            return min(self.total, (step // self.every + 1) * self.every)
+        return next((p for p in self._points if p > step), self.total)

@@ -4,6 +4,7 @@ module has no loop of its own.
 """
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -12,9 +13,11 @@ import optax
 from flax import traverse_util
 
 from bn_repro.batch_norm import BATCH_STATS
-from bn_repro.train_state import TrainState
+from bn_repro.train_state import TrainState, kernel_norm
 
 Batch = dict[str, Any]
+# Training distortions applied on the device: (images in [0, 1], step) → images.
+Distortion = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def to_model_input(images: jax.Array) -> jax.Array:
@@ -33,13 +36,17 @@ def train_step(
     batch: Batch,
     learning_rate_fn: optax.Schedule,
     dropout_key: jax.Array,
+    distort: Distortion | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One SGD step on one global batch; BN uses (and updates) batch statistics."""
+    images = to_model_input(batch["image"])
+    if distort is not None:
+        images = distort(images, state.step)
 
     def loss_fn(params):
         logits, updates = state.apply_fn(
             {"params": params, BATCH_STATS: state.batch_stats},
-            to_model_input(batch["image"]),
+            images,
             train=True,
             mutable=[BATCH_STATS],
             rngs={"dropout": jax.random.fold_in(dropout_key, state.step)},
@@ -62,22 +69,21 @@ def train_step(
         "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
         "learning_rate": learning_rate_fn(state.step),
         "finite": finite,
+        "kernel_norm": kernel_norm(new_state.params),
     }
     return new_state, metrics
 
 
 def train_loop(
-    state: TrainState,
-    batches: Batch,
-    learning_rate_fn: optax.Schedule,
-    dropout_key: jax.Array,
+    state: TrainState, batches: Batch, **step_options: Any
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Runs one step per leading-axis entry of ``batches``; returns per-step metrics.
+    ``step_options``: `train_step`'s (learning_rate_fn, dropout_key, distort).
 
     ``metrics["state_finite"]`` says whether the parameters are still finite at the end
     (a finite loss can still come with an infinite gradient).
     """
-    step = functools.partial(train_step, learning_rate_fn=learning_rate_fn, dropout_key=dropout_key)
+    step = functools.partial(train_step, **step_options)
     if jax.tree.leaves(batches)[0].shape[0] == 1:
         # No loop for a single step: inside a scan, XLA's own CPU convolution
         # gradients are far slower (docs/measurements.md; the CPU matrix-product

@@ -20,6 +20,7 @@ import numpy as np
 from bn_repro import (
     checkpointing,
     compiled_steps,
+    config_checks,
     data,
     distributed,
     metrics,
@@ -60,7 +61,7 @@ class Trainer:
                 f"devices; use a multiple of {num_devices}."
             )
         self.platform = platform or platforms.platform_of(devices)
-        say(platforms.describe(config, self.platform, num_devices))
+        self.num_devices = num_devices
         layout = compiled_steps.data_layout(devices)
         self.mesh, self.replicated = layout.mesh, layout.replicated
         self.stacked_batch, self.batch = layout.stacked_batch, layout.batch
@@ -123,15 +124,26 @@ class Trainer:
 
 def _chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
     """Where the next compiled call stops: a loop, eval or checkpoint boundary."""
-
-    def next_multiple(every: int) -> int:
-        return (step // every + 1) * every if every > 0 else config.total_steps
-
     return min(
         config.total_steps,
-        next_multiple(config.steps_per_loop),
-        next_multiple(config.eval_every_steps),
-        next_multiple(config.checkpoint_every_steps),
+        (step // config.steps_per_loop + 1) * config.steps_per_loop,
+        evaluations(config).next_after(step),
+        checkpoints(config).next_after(step),
+    )
+
+
+def evaluations(config: ml_collections.ConfigDict) -> schedule.Intervals:
+    return schedule.Intervals(
+        config.eval_every_steps, config.interval_growth, config.total_steps, config.steps_per_loop
+    )
+
+
+def checkpoints(config: ml_collections.ConfigDict) -> schedule.Intervals:
+    return schedule.Intervals(
+        config.checkpoint_every_steps,
+        config.interval_growth,
+        config.total_steps,
+        config.steps_per_loop,
     )
 
 
@@ -147,6 +159,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     Returns the final step, whether the run was preempted, the seconds spent training
     and the last evaluation's metrics as ``eval/...``.
     """
+    config_checks.validate(config)  # before the workdir, the data or a compilation
     workdir = Path(workdir)
     checkpointing.ensure_writable(workdir)
     dataset = data.create_dataset(config)
@@ -171,7 +184,10 @@ def _initialised_from(state: TrainState, workdir: str) -> TrainState:
 
 def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> dict[str, Any]:
     checkpointing.check_and_record_config(config, workdir)
-    state = checkpointing.restore_latest(manager, trainer.state)
+    allow_restart = config.get("allow_restart_from_scratch", False)
+    state = checkpointing.restore_latest(manager, trainer.state, allow_restart)
+    if int(state.step) == 0:
+        checkpointing.check_fresh_start(workdir, config.checkpoint_every_steps, allow_restart)
     if int(state.step) == 0 and config.get("init_from"):
         state = _initialised_from(state, config.init_from)
     start_step = int(state.step)
@@ -180,6 +196,11 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
         return {"step": start_step, "preempted": False, "train_seconds": 0.0}
     if start_step:
         say(f"{workdir}: resuming from the checkpoint at step {start_step}.")
+    say(
+        f"{config.model} on {config.dataset} in {workdir}: {trainer.num_devices} "
+        f"{trainer.platform.upper()} device(s), steps {start_step:,}-{config.total_steps:,}, "
+        f"{platforms.describe(config, trainer.platform)}; compiling…"
+    )
 
     chunks = _host_chunks(dataset.train_batches(start_step), start_step, config)
     first_chunk = next(chunks)
@@ -239,10 +260,10 @@ class _Loop:
             self.report.train_chunk(chunk_metrics, step)
             step = end
             preempted = stop.agreed()
-            if step % config.eval_every_steps == 0 or step == config.total_steps:
+            if evaluations(config).due(step):
                 eval_metrics = self.trainer.evaluate(state, self.dataset.eval_batches())
                 self.report.evaluation(step, eval_metrics)
-            if preempted or step % config.checkpoint_every_steps == 0 or step == config.total_steps:
+            if preempted or checkpoints(config).due(step):
                 checkpointing.save(self.manager, step, state)
         return step, eval_metrics, preempted
 

@@ -13,6 +13,9 @@ from flax.training import train_state
 
 from bn_repro import cpu_compiler_options
 from bn_repro.batch_norm import BATCH_STATS
+from bn_repro.config_checks import check_choice
+
+OPTIMIZERS = ("sgd",)  # with config.momentum; 0 is plain SGD
 
 
 class TrainState(train_state.TrainState):
@@ -21,20 +24,27 @@ class TrainState(train_state.TrainState):
     batch_stats: Any = None
 
 
-def _is_kernel(params: Any) -> Any:
+def is_kernel(params: Any) -> Any:
+    """True for the weights L2 acts on: convolution and classifier kernels."""
     return jax.tree_util.tree_map_with_path(
         lambda path, _: getattr(path[-1], "key", None) == "kernel", params
     )
 
 
+def kernel_norm(params: Any) -> jax.Array:
+    """The Euclidean norm of all kernels together (what L2 shrinks)."""
+    masks = jax.tree.leaves(is_kernel(params))
+    kernels = [p for p, kernel in zip(jax.tree.leaves(params), masks, strict=True) if kernel]
+    return jnp.sqrt(sum(jnp.sum(jnp.square(k.astype(jnp.float32))) for k in kernels))
+
+
 def create_optimizer(
     config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule
 ) -> optax.GradientTransformation:
-    if config.optimizer != "sgd":
-        raise ValueError(f"Unknown optimizer {config.optimizer!r}; valid choices: ['sgd'].")
+    check_choice("optimizer", config.optimizer, OPTIMIZERS)
     # L2 weight cost λ/2·|W|² on kernels only, added to the gradient before momentum.
     return optax.chain(
-        optax.add_decayed_weights(config.weight_decay, mask=_is_kernel),
+        optax.add_decayed_weights(config.weight_decay, mask=is_kernel),
         optax.sgd(learning_rate_fn, momentum=config.momentum or None, nesterov=config.nesterov),
     )
 

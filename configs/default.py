@@ -20,6 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
     # only norm, bn and num_classes.
     config.activation = "relu"  # "relu" or "sigmoid"
     config.use_lrn = False  # local response normalization (Inception baseline only)
+    # LRN's α × this²: the pixel scale its constants assume (bn_repro/models/lrn.py).
+    config.lrn_pixel_scale = 1.0
     config.dropout_rate = 0.0  # before the classifier
     config.width_multiplier = 1.0  # every depth scaled, but not below min_depth
     config.min_depth = 16
@@ -33,6 +35,16 @@ def get_config() -> ml_collections.ConfigDict:
     config.first_conv_bn = True  # False: TF-slim's first layer has no BN
     config.conv_bias_with_bn = False  # True: Caffe's convolutions keep a bias before BN
     config.padding = "same"  # "same" (TensorFlow) or "caffe" (bn_repro/models/geometry.py)
+
+    # Training distortions of small in-memory datasets, on the device
+    # (bn_repro/data/distortions.py): "none" or "crop_flip_photometric". ImageNet has
+    # its own pipeline; both read distortion_strength (photometric ranges × this).
+    config.distortions = "none"
+    config.distortion_strength = 1.0
+    config.min_crop_area = 0.35
+    # Data order of small datasets: "examples" reshuffles every example every epoch;
+    # "batches" keeps each batch's composition and shuffles only the batches' order.
+    config.shuffle = "examples"
 
     # Compute dtype of convolutions and matrix products: "float32" (the paper's) or
     # "bfloat16" (mixed precision; parameters, BN and the loss stay float32).
@@ -85,6 +97,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval_every_steps = 500
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 3
+    # 1: evaluations and checkpoints evenly spaced; >1: each interval this many times
+    # the previous one (bn_repro/schedule.Intervals), the same steps in every run.
+    config.interval_growth = 1.0
     config.log_every_steps = 100
     config.seed = 0
     # A workdir (e.g. of scripts/import_weights.py) whose latest weights and BN
@@ -103,4 +118,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Resuming a workdir made with other values of the experiment's keys is refused
     # unless this is set.
     config.allow_config_change = False
+    # A workdir whose checkpoints are all damaged, or that holds event files but no
+    # checkpoint, is not restarted from step 0 unless this is set.
+    config.allow_restart_from_scratch = False
     return config

@@ -9,7 +9,8 @@ Build the ensemble: train members 0-5, then average their class probabilities.
       --crops=144 --bn_stats=population
 The paper's row: 144 crops, 6 models, 20.1% top-1 and 4.9% top-5 error on the
 validation set (4.82% top-5 on the test server). ``--config=configs/ensemble_member.py:
-3,small`` builds member 3 from the CPU-scale BN-x30 of configs/small_table2.py instead.
+3,small`` builds member 3 from the CPU-scale BN-x30 of configs/small_table2.py instead
+(``3,small,quick``: its short version).
 
 Paper: "Each network was based on BN-x30, modified via some of the following:
 increased initial weights in the convolutional layers; using Dropout (with the
@@ -58,13 +59,18 @@ MEMBERS = (
 
 def get_config(member: str = "0") -> ml_collections.ConfigDict:
     index, _, scale = member.partition(",")
-    if not index.isdigit() or int(index) >= len(MEMBERS) or scale not in ("", "small"):
+    if (
+        not index.isdigit()
+        or int(index) >= len(MEMBERS)
+        or scale not in ("", "small", "small,quick")
+    ):
         raise ValueError(
             f"Unknown member {member!r}; use 0-{len(MEMBERS) - 1}, optionally followed "
-            "by ',small' (e.g. configs/ensemble_member.py:3,small)."
+            "by ',small' or ',small,quick' (e.g. configs/ensemble_member.py:3,small)."
         )
     index = int(index)
-    config = small_table2.get_config("bn_x30") if scale else bn_x30.get_config()
+    small = "bn_x30" + scale.removeprefix("small")
+    config = small_table2.get_config(small) if scale else bn_x30.get_config()
     config.conv_init_scale, config.dropout_rate, config.per_activation_bn_last = MEMBERS[index]
     config.seed = index
     return config

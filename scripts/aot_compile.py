@@ -20,7 +20,8 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from bn_repro import aot
+from bn_repro import aot, config_checks
+from bn_repro.console import quiet_logs
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=False)
@@ -30,7 +31,6 @@ flags.DEFINE_string(
 flags.DEFINE_enum("platform", "tpu", ["tpu", "cuda"], "Target: tpu (compiled) or cuda (lowered).")
 flags.DEFINE_integer("num_devices", 8, "--platform=cuda: GPUs the mesh is built for.")
 flags.DEFINE_bool("eval", True, "Also compile the evaluation step.")
-flags.mark_flags_as_required(["config"])
 
 GIB = 2.0**30
 
@@ -74,7 +74,9 @@ def _lower_for_cuda(config) -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    quiet_logs()
     config = FLAGS.config
+    config_checks.validate(config)
     if FLAGS.platform == "cuda":
         _lower_for_cuda(config)
         return
@@ -96,4 +98,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    flags.mark_flags_as_required(["config"])
+    app.run(main, flags_parser=config_checks.parse_flags)

@@ -23,11 +23,13 @@ record parsing are left out: they are the same for both.
 import argparse
 import io
 import math
-import os
+import sys
 import time
 from collections.abc import Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bn_repro import console
+
+console.import_tensorflow_quietly(sys.argv)  # without its CUDA probing lines
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

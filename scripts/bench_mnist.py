@@ -11,15 +11,20 @@ size as a PyTorch eager loop doing the same number of training steps only (batch
 staged in memory beforehand), and the ratio of its time to the full run's.
 """
 
+import sys
 import tempfile
 import time
 
-import jax
-import numpy as np
-from absl import app, flags
-from ml_collections import config_flags
+from bn_repro import console
 
-from bn_repro import data, train
+console.import_tensorflow_quietly(sys.argv)  # before clu (via train) loads it loudly
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from bn_repro import config_checks, data, train  # noqa: E402
 
 config_flags.DEFINE_config_file("config", "configs/mnist_bn.py", "Experiment config.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions of the training-loop measurement.")
@@ -121,4 +126,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

@@ -32,6 +32,12 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_cpu_use_fusion_emitters=false"
 ).strip()
 
+import sys  # noqa: E402
+
+from bn_repro import console  # noqa: E402
+
+console.import_tensorflow_quietly(sys.argv)  # before clu (via train) loads it loudly
+
 import statistics  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
@@ -41,7 +47,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from bn_repro import models, train  # noqa: E402
+from bn_repro import config_checks, models, train  # noqa: E402
 from bn_repro.experiments import peer_nets  # noqa: E402
 from bn_repro.models import summary  # noqa: E402
 
@@ -151,4 +157,4 @@ def time_peer(peer: str, config, our_seconds: float) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

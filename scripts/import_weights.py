@@ -20,9 +20,8 @@ import time
 from absl import app, flags
 from ml_collections import config_flags
 
-from bn_repro import published_weights
-from bn_repro.console import say
-from bn_repro.evaluate import quiet_logs
+from bn_repro import config_checks, published_weights
+from bn_repro.console import quiet_logs, say
 
 DEFAULT_CONFIGS = {
     "tfslim": "bn_repro.configs.pretrained_tfslim",
@@ -53,4 +52,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

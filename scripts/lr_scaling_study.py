@@ -19,7 +19,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from bn_repro import event_logs
+from bn_repro import config_checks, event_logs
 from bn_repro.experiments import runner
 
 FLAGS = flags.FLAGS
@@ -113,4 +113,4 @@ def _train_all() -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

@@ -24,7 +24,8 @@ one, with 3× that layer's MACs).
 from absl import app, flags
 from ml_collections import config_flags
 
-from bn_repro import models
+from bn_repro import config_checks, models
+from bn_repro.console import quiet_logs
 from bn_repro.models.summary import (
     abstract_variables,
     count_bn_layers,
@@ -44,6 +45,7 @@ flags.DEFINE_integer(
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    quiet_logs()  # no "Unable to initialize backend 'tpu'" on a CPU machine
     config = FLAGS.config
     shape = input_shape(config, FLAGS.channels)
     model = models.create_model(config)
@@ -75,4 +77,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    app.run(main, flags_parser=config_checks.parse_flags)

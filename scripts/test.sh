@@ -5,7 +5,7 @@
 #   ./scripts/test.sh ARGS       any other arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup_env.sh
+source scripts/setup_env.sh --with-tests
 
 args=()
 if [[ "${1:-}" == "--slow" ]]; then

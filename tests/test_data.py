@@ -188,3 +188,27 @@ def test_imagenet_refuses_a_subset():
     config.eval_examples = 1_000
     with pytest.raises(ValueError, match="eval_examples=1000 .*--config.eval_examples=0"):
         create_dataset(config)
+
+
+def test_batch_shuffling_keeps_each_batch_together_and_reorders_the_batches():
+    num_train, batch = 12, 4
+    images = np.zeros((num_train, 2, 2, 1), np.uint8)
+    split = Split(images, np.arange(num_train, dtype=np.int32))
+    dataset = InMemoryDataset("toy", split, split, 10, batch, 4, seed=0, shuffle="batches")
+    batches = [set(b["label"]) for b in itertools.islice(dataset.train_batches(0), 12)]
+    epochs = [batches[e * 3 : (e + 1) * 3] for e in range(4)]
+    for epoch in epochs:
+        assert set().union(*epoch) == set(range(num_train))  # a permutation
+        assert sorted(map(sorted, epoch)) == sorted(map(sorted, epochs[0]))  # same batches
+    assert len({tuple(map(min, epoch)) for epoch in epochs}) > 1  # in another order
+    assert sorted(map(sorted, epochs[0])) != [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+
+
+def test_shuffle_and_distortions_are_refused_for_imagenet():
+    from bn_repro import config_checks
+
+    for key, value in (("shuffle", "batches"), ("distortions", "crop_flip_photometric")):
+        config = imagenet_common.get_config()
+        config[key] = value
+        with pytest.raises(ValueError, match=f"{key}=.*--config.{key}="):
+            config_checks.validate(config)

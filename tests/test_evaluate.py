@@ -140,7 +140,7 @@ def test_144_crop_batches_average_probabilities(bn_run):
         np.float64,
     )
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs = (probs / probs.sum(axis=1, keepdims=True)).reshape(8, 144, 10)
+    probs = (probs / probs.sum(axis=1, keepdims=True)).reshape(8, batch["image"].shape[1], 10)
     np.testing.assert_allclose(out["log_probs"], np.log(probs.mean(axis=1)), rtol=1e-4, atol=1e-5)
 
 

@@ -320,7 +320,7 @@ def test_caffe_input_range_and_label_offset(mini):
     expected = rgb_255[..., ::-1] - np.array([104.0, 117.0, 128.0])  # BGR minus means
     np.testing.assert_allclose(caffe["image"], expected, atol=1e-3)  # float32 at 255
     np.testing.assert_array_equal(caffe["label"], default["label"] + 1)
-    with pytest.raises(ValueError, match="input_range='rgb'"):
+    with pytest.raises(ValueError, match="Unknown input_range 'rgb'"):
         make_dataset(mini, input_range="rgb")
 
 

@@ -458,3 +458,16 @@ def test_cpu_matmuls_follow_the_target_and_keep_the_counts():
         options = dataclasses.replace(model.options, cpu_matmuls=cpu_matmuls)
         macs = model_summary.forward_macs(model.clone(options=options), variables, shape)
         assert macs == reference_counts(96, separable=True)["macs"]
+
+
+def test_lrn_pixel_scale_is_lrn_of_scaled_activations_scaled_back():
+    # LRN is not scale-invariant: pixel_scale s must give LRN(s·a)/s, the layer as it acts
+    # on a network fed pixels s times larger.
+    x = np.asarray(jax.random.normal(jax.random.key(0), (2, 3, 3, 7)))
+    scaled = inception.LocalResponseNorm().apply({}, jnp.asarray(x * 255.0)) / 255.0
+    got = inception.LocalResponseNorm(pixel_scale=255.0).apply({}, jnp.asarray(x))
+    np.testing.assert_allclose(got, scaled, rtol=1e-5)
+    # And on these O(1) activations the unscaled layer is nearly the identity.
+    np.testing.assert_allclose(
+        inception.LocalResponseNorm().apply({}, jnp.asarray(x)), x, rtol=1e-3
+    )

@@ -35,6 +35,20 @@ def test_144_crops_per_image(height, width):
         assert len(np.unique(windows, axis=0)) == 144
 
 
+def test_square_images_have_48_distinct_crops():
+    # GoogLeNet's three squares coincide on a square image: each of 48 windows 3 times.
+    every = multicrop.crop_windows(28, 28, 28, (32, 36, 40, 44))
+    distinct, counts = np.unique(every, axis=0, return_counts=True)
+    assert len(every) == 144 and len(distinct) == 48 and set(counts) == {3}
+    centre_only = multicrop.crop_windows(28, 28, 28, (32, 36, 40, 44), squares=1)
+    assert sorted(map(tuple, centre_only)) == sorted(map(tuple, distinct))
+    # And the pixels: 48 different crops of a random image, none repeated.
+    image = np.random.default_rng(1).integers(0, 256, (1, 28, 28, 1)).astype(np.uint8)
+    crops = multicrop.multicrop(tf.constant(image), 28, (32, 36, 40, 44), squares=1).numpy()[0]
+    assert crops.shape == (48, 28, 28, 1)
+    assert len(np.unique(crops.reshape(48, -1), axis=0)) == 48
+
+
 def test_corner_coordinates_of_a_landscape_image():
     # 375×500 at shorter side 256 is 256×341: squares at x = 0, 42, 85.
     assert multicrop.resized_shape(375, 500, 256) == (256, 341)
@@ -84,7 +98,8 @@ def test_small_dataset_eval_batches_keep_labels_and_mask():
     plain = next(dataset.eval_batches())
     batches = multicrop.eval_batches(dataset, 28, images_per_batch=8)
     first, second = next(batches), next(batches)
-    assert first["image"].shape == (8, 144, 28, 28, 1) and first["image"].dtype == np.float32
+    # Square images: the 48 distinct crops (test_square_images_have_48_distinct_crops).
+    assert first["image"].shape == (8, 48, 28, 28, 1) and first["image"].dtype == np.float32
     np.testing.assert_array_equal(second["label"], plain["label"][8:16])
     np.testing.assert_array_equal(first["mask"], plain["mask"][:8])
     # The centre 28-pixel crop of the 32-pixel scale is the image upsampled by 32/28.

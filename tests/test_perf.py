@@ -223,12 +223,17 @@ def test_cli_console_is_quiet_unless_asked(tmp_path, verbosity):
     banners = ("oneDNN", "Unable to initialize backend", "logging_writer.py")
     if verbosity is None:
         assert result.stderr == ""
-        startup, *lines = result.stdout.splitlines()
-        assert startup.startswith("Compiling for 1 cpu device(s)"), startup
+        lines = result.stdout.splitlines()
         # Progress lines appear too when the run takes more than 30 s (a loaded machine).
         others = [line for line in lines if not re.match(r"step [\d,]+/200: .* ETA ", line)]
-        assert [line.split(":")[0] for line in others[:2]] == ["step 100", "step 200"]
-        assert "trained steps 0-200" in others[-1] and len(others) == 3
+        assert others[0].startswith("mlp on mnist in ") and others[0].endswith("; compiling…")
+        assert "1 CPU device(s), steps 0-200, convolutions as matrix products" in others[0]
+        assert [line.split(":")[0] for line in others[1:3]] == ["step 100", "step 200"]
+        assert "trained steps 0-200" in others[3] and "after compilation" in others[3]
+        assert others[4] == (
+            f"Checkpoint: {tmp_path}/checkpoints/200; curves: tensorboard --logdir {tmp_path}"
+        )
+        assert len(others) == 5
         assert not any(banner in output for banner in banners)
     else:
         assert "Unable to initialize backend" in output  # the INFO logs are back

@@ -144,5 +144,5 @@ def test_bf16_inception_keeps_float32_variables_and_logits():
 
 
 def test_bad_dtype_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"config.dtype='float16' is not one of \['float32'"):
+    with pytest.raises(ValueError, match=r"Unknown dtype 'float16'; valid choices: \['float32'"):
         models.create_model(small_mnist_config(dtype="float16"))

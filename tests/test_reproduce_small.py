@@ -1,36 +1,35 @@
 """The CPU-scale Table 2's job list and the job runner, with real subprocesses."""
 
 from bn_repro.configs import small_table2 as plan
-from bn_repro.experiments import runner, small_table2
+from bn_repro.experiments import runner
+from bn_repro.experiments.table2_runs import jobs
 
 
-def test_population_checks_wait_for_their_run_and_both_inception_seeds(tmp_path):
-    every = small_table2.jobs(False, tmp_path)
-    checks = {job.name: job.needs for job in every if not job.trains}
-    inception = {"inception_seed0", "inception_seed1"}
-    # The BN rows of Table 2, every seed; not Inception, its sigmoid, or the rows without BN.
-    assert checks == {
-        f"{name}_population": frozenset({name, *inception})
-        for name in (
-            "bn_baseline_seed0",
-            "bn_x5_seed0",
-            "bn_x5_seed1",
-            "bn_x30_seed0",
-            "bn_x30_seed1",
-            "bn_x5_sigmoid_seed0",
-        )
-    }
-    training = [job for job in every if job.trains]
-    assert len(training) == len(plan.CALIBRATION_RATES) * len(plan.CALIBRATION_SEEDS) + 11
-    calibration = [job for job in training if job.name.startswith("calibration_")]
+def test_the_jobs_are_every_row_of_the_plan_longest_first(tmp_path):
+    every = jobs(False, tmp_path, seeds=(0, 1, 2), calibrate=False)
+    names = [job.name for job in every]
+    seeded = [f"{row}_seed{seed}" for row in plan.SEEDED_ROWS for seed in (0, 1, 2)]
+    single = [f"{row}_seed0" for row in plan.ROWS if row not in plan.SEEDED_ROWS]
+    controls = [f"{row}_seed0" for row in (*plan.CONTROLS, plan.NO_L2, *plan.SWEEPS)]
+    assert sorted(names) == sorted(seeded + single + controls)
+    assert all(f"--config.seed={job.name[-1]}" in job.arguments for job in every)
+    assert [job.steps for job in every] == sorted((job.steps for job in every), reverse=True)
+    assert every[0].steps == plan.INCEPTION_STEPS
+    # Other seeds: the seeded rows take them, the other rows the first of them.
+    other = {job.name for job in jobs(False, tmp_path, seeds=(3, 4, 5), calibrate=False)}
+    assert "bn_x30_seed5" in other and "bn_baseline_seed3" in other and "bn_x5_seed0" not in other
+
+
+def test_calibration_jobs_are_every_rate_and_seed(tmp_path):
+    calibration = jobs(False, tmp_path, seeds=(0, 1, 2), calibrate=True)
     assert {job.name for job in calibration} == {
         f"calibration_lr{rate:g}_seed{seed}"
         for rate in plan.CALIBRATION_RATES
         for seed in plan.CALIBRATION_SEEDS
     }
-    assert all(f"--config.seed={job.name[-1]}" in job.arguments for job in calibration)
-    assert [job.steps for job in training] == sorted((job.steps for job in training), reverse=True)
-    assert training[0].steps == plan.INCEPTION_STEPS
+    for job in calibration:
+        rate = job.name.split("_")[1][2:]
+        assert f"--config.learning_rate={rate}" in job.arguments
 
 
 def python_job(name: str, order_file, needs=()):

@@ -147,3 +147,21 @@ def test_dry_run_cli_rejects_a_bad_lr_scaling():
     assert (
         "error: Unknown lr_scaling 'sqrt'; valid choices: ['per_worker', 'linear']" in result.stderr
     )
+
+
+def test_growing_intervals_fall_on_hand_computed_steps():
+    # 100 · 1.25^k rounded to multiples of 20: 100, 125→120, 156→160, 195→200, 244→240,
+    # 305→300, 381→380, 477→480, 596→600, 745→740, 931→940; then the end.
+    grid = schedule.Intervals(every=100, growth=1.25, total=1000, multiple=20)
+    expected = [100, 120, 160, 200, 240, 300, 380, 480, 600, 740, 940, 1000]
+    assert [s for s in range(1, 1001) if grid.due(s)] == expected
+    assert grid.next_after(0) == 100 and grid.next_after(120) == 160
+    assert grid.next_after(940) == 1000
+
+
+def test_even_intervals_are_every_n_steps_and_the_end():
+    grid = schedule.Intervals(every=300, growth=1.0, total=1000)
+    assert [s for s in range(1, 1001) if grid.due(s)] == [300, 600, 900, 1000]
+    assert grid.next_after(600) == 900 and grid.next_after(900) == 1000
+    with pytest.raises(ValueError, match="must be > 0"):
+        schedule.Intervals(every=0, growth=1.0, total=10)

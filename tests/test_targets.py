@@ -98,14 +98,14 @@ def test_matmul_precision_reaches_every_convolution_and_product(precision):
 
 
 def test_bad_choices_name_the_value_and_the_choices():
-    with pytest.raises(ValueError, match=r"conv_impl='fast'.*\['auto', 'xla', 'matmul'\]"):
+    choices = r"conv_impl 'fast'; valid choices: \['auto', 'xla', 'matmul'\]"
+    with pytest.raises(ValueError, match=choices):
         models.create_model(_config(conv_impl="fast"), "tpu")
-    with pytest.raises(ValueError, match=r"matmul_precision='tf32'.*'highest'"):
+    with pytest.raises(ValueError, match=r"matmul_precision 'tf32'.*'highest'"):
         platforms.matmul_precision(_config(matmul_precision="tf32"))
 
 
 def test_start_up_line_names_platform_and_choices():
-    line = platforms.describe(_config(), "tpu", 8)
-    assert "8 tpu device(s)" in line and "XLA convolutions" in line
-    assert "matmul_precision=default" in line
-    assert "matrix products" in platforms.describe(_config(), "cpu", 2)
+    line = platforms.describe(_config(), "tpu")
+    assert "XLA convolutions" in line and "matmul_precision=default" in line
+    assert "matrix products" in platforms.describe(_config(), "cpu")

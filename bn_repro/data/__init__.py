@@ -14,6 +14,7 @@ from typing import Any
 
 import ml_collections
 
+from bn_repro.config_checks import check_choice
 from bn_repro.data import mnist
 from bn_repro.data.in_memory import InMemoryDataset, class_balanced_subset
 
@@ -34,6 +35,7 @@ def _small_image_dataset(config: ml_collections.ConfigDict) -> InMemoryDataset:
         batch_size=config.batch_size,
         eval_batch_size=config.eval_batch_size,
         seed=config.seed,
+        shuffle=config.shuffle,
     )
 
 
@@ -60,11 +62,7 @@ DATASETS: dict[str, Callable[[ml_collections.ConfigDict], Any]] = {
 def create_dataset(config: ml_collections.ConfigDict) -> Any:
     """Builds the dataset named by ``config.dataset``, whose classes must be
     ``config.num_classes``."""
-    if config.dataset not in DATASETS:
-        raise ValueError(
-            f"Unknown dataset {config.dataset!r}; valid choices: {sorted(DATASETS)}. "
-            "Set --config.dataset to one of them."
-        )
+    check_choice("dataset", config.dataset, sorted(DATASETS))
     dataset = DATASETS[config.dataset](config)
     # The model's classifier is sized by the config, the labels by the dataset.
     if dataset.num_classes != config.num_classes:

@@ -45,6 +45,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
+from bn_repro.config_checks import check_choice
 from bn_repro.console import hide_gpus_from_tensorflow
 from bn_repro.data import SKIPPED_IMAGES
 from bn_repro.data import inception_preprocessing as preprocessing
@@ -110,12 +111,17 @@ def _load_builder(data_dir: str):
 def _check_settings(
     shuffle_buffer: int, interleave_cycle: int, label_offset: int, sizes: dict[str, int], count: int
 ) -> None:
-    if interleave_cycle < 1 or shuffle_buffer < 0:
+    if interleave_cycle < 1:
         raise ValueError(
-            f"interleave_cycle={interleave_cycle} must be ≥ 1 and "
-            f"shuffle_buffer={shuffle_buffer} ≥ 0."
+            f"interleave_cycle={interleave_cycle} must be >= 1 (files read at once); set "
+            "--config.interleave_cycle=16, say."
         )
-    preprocessing.check_choice("label_offset", label_offset, (0, 1))
+    if shuffle_buffer < 0:
+        raise ValueError(
+            f"shuffle_buffer={shuffle_buffer} must be >= 0 (0: no shuffle buffer); set "
+            "--config.shuffle_buffer=0 or a positive number of examples."
+        )
+    check_choice("label_offset", label_offset, (0, 1))
     for what, size in sizes.items():
         if size % count:
             raise ValueError(
@@ -286,18 +292,27 @@ class ImageNet:
         yield from dataset.as_numpy_iterator()
 
 
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """The checks `ImageNet` makes of ``config``'s values, before anything is read
+    (bn_repro/config_checks.py calls it)."""
+    preprocessing.check_settings(config.distortion_strength, config.input_range, config.eval_crop)
+    batch_sizes = {"batch_size": config.batch_size, "eval_batch_size": config.eval_batch_size}
+    _check_settings(
+        config.shuffle_buffer,
+        config.interleave_cycle,
+        config.label_offset,
+        batch_sizes,
+        jax.process_count(),
+    )
+
+
+# The config keys `ImageNet` takes, under the same names.
+_KEYS = (
+    "data_dir", "image_size", "batch_size", "eval_batch_size", "seed", "distortion_strength",
+    "shuffle_buffer", "interleave_cycle", "input_range", "eval_crop", "label_offset",
+)  # fmt: skip
+
+
 def create(config: ml_collections.ConfigDict) -> ImageNet:
     """The dataset for ``config`` (keys: see configs/imagenet_common.py)."""
-    return ImageNet(
-        data_dir=config.data_dir,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        eval_batch_size=config.eval_batch_size,
-        seed=config.seed,
-        distortion_strength=config.distortion_strength,
-        shuffle_buffer=config.shuffle_buffer,
-        interleave_cycle=config.interleave_cycle,
-        input_range=config.input_range,
-        eval_crop=config.eval_crop,
-        label_offset=config.label_offset,
-    )
+    return ImageNet(**{key: config[key] for key in _KEYS})

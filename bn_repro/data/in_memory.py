@@ -5,6 +5,11 @@ epoch e is the training set in the order ``permutation(seed, e)``. Any step's ba
 can therefore be produced directly: a run resumed at step s sees exactly the
 batches an uninterrupted run would have seen, whatever the number of processes.
 Each process receives its own contiguous share of every global batch.
+
+``shuffle="batches"`` is the less thorough shuffling of the paper's Inception rows
+(Section 4.2.1 shuffles "more thoroughly" for BN-x*): the training set is permuted
+once, cut into blocks of one batch, and only the blocks' order changes from epoch to
+epoch, so the same examples keep meeting in the same batch.
 """
 
 import dataclasses
@@ -13,7 +18,10 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
+from bn_repro.config_checks import check_choice
+
 Batch = dict[str, np.ndarray]
+SHUFFLES = ("examples", "batches")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +68,7 @@ class InMemoryDataset:
         batch_size: int,
         eval_batch_size: int,
         seed: int,
+        shuffle: str = "examples",
     ):
         self.name = name
         self.train = train
@@ -69,6 +78,8 @@ class InMemoryDataset:
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed
+        check_choice("shuffle", shuffle, SHUFFLES)
+        self.shuffle = shuffle
         self._process_count = jax.process_count()
         self._process_index = jax.process_index()
         for what, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
@@ -87,7 +98,12 @@ class InMemoryDataset:
         return len(self.test.labels)
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
+        if self.shuffle == "examples":
+            return np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
+        fixed = np.random.default_rng([self.seed]).permutation(self.num_train)
+        blocks = np.split(fixed, np.arange(self.batch_size, self.num_train, self.batch_size))
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(blocks))
+        return np.concatenate([blocks[b] for b in order])
 
     def _local(self, array: np.ndarray) -> np.ndarray:
         share = len(array) // self._process_count

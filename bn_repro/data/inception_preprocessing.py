@@ -33,6 +33,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from bn_repro.config_checks import check_choice
+
 CROP_AREA_RANGE = (0.08, 1.0)  # GoogLeNet: "sizes distributed evenly between 8% and 100%"
 CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
 CROP_ATTEMPTS = 10
@@ -62,18 +64,13 @@ _KEEP_CHROMA = _rgb_map(np.diag([0.0, 1.0, 1.0]))
 _TURN_CHROMA = _rgb_map(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]))
 
 
-def check_choice(key: str, value: object, choices: tuple) -> None:
-    """Raises ValueError unless ``value`` (of ``config.key``) is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
-
-
 def check_settings(distortion_strength: float, input_range: str, eval_crop: str) -> None:
     """Raises ValueError for a distortion strength, input range or eval crop not above."""
     if not 0 <= distortion_strength <= MAX_DISTORTION_STRENGTH:
         raise ValueError(
             f"distortion_strength={distortion_strength} must be in "
-            f"[0, {MAX_DISTORTION_STRENGTH}] (1: TF-slim's ranges, 0: no distortions)."
+            f"[0, {MAX_DISTORTION_STRENGTH}] (1: TF-slim's ranges, 0: no distortions); set "
+            "--config.distortion_strength within it."
         )
     check_choice("input_range", input_range, INPUT_RANGES)
     check_choice("eval_crop", eval_crop, EVAL_CROPS)

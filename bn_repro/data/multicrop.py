@@ -7,9 +7,12 @@ corners and the center 224×224 crop as well as the square resized to 224×224, 
 their mirrored versions": 4 × 3 × 6 × 2 = 144 crops per image, whose class
 probabilities are averaged.
 
-The geometry is `crop_windows`, plain integers in numpy. For inputs other than 224
-(the CPU-scale experiments) every length scales with ``image_size``: a 28-pixel
-Fashion-MNIST model is evaluated at shorter sides 32/36/40/44 with 28-pixel crops.
+On a square image the three squares are one and the same, so only 48 of the 144 crops
+are distinct; the in-memory (square) datasets compute those 48 (``squares=1``), whose
+mean is the 144 crops' mean. The geometry is `crop_windows`, plain integers in numpy.
+For inputs other than 224 (the CPU-scale experiments) every length scales with
+``image_size``: a 28-pixel Fashion-MNIST model is evaluated at shorter sides
+32/36/40/44 with 28-pixel crops.
 
 `multicrop` cuts the windows out of a batch of same-sized images with TensorFlow
 (bilinear resizing, as in bn_repro/data/inception_preprocessing.py). `eval_batches`
@@ -60,19 +63,24 @@ def crop_windows(
     width: int,
     crop_size: int = GOOGLENET_CROP,
     sides: Sequence[int] = GOOGLENET_SHORTER_SIDES,
+    squares: int = SQUARES,
 ) -> np.ndarray:
     """The crops of one ``height`` × ``width`` image: int32 rows of the columns above.
 
-    Rows are ordered by scale (``CROPS_PER_SCALE`` per scale), then square (first,
-    centre, last along the longer side), then window (top-left, top-right,
-    bottom-left, bottom-right, centre, whole square), then mirror (0, 1).
+    Rows are ordered by scale (``squares`` × 12 per scale), then square (first, centre,
+    last along the longer side; with ``squares=1`` the centre one only), then window
+    (top-left, top-right, bottom-left, bottom-right, centre, whole square), then
+    mirror (0, 1).
     """
+    if squares not in (1, SQUARES):
+        raise ValueError(f"squares={squares}: 3 (GoogLeNet's) or 1 (the centre square only).")
     if min(sides) < crop_size:
         raise ValueError(f"The shorter sides {tuple(sides)} must all be at least {crop_size}.")
     rows = []
     for side in sides:
         slack_y, slack_x = (n - side for n in resized_shape(height, width, side))
-        squares = ((0, 0), (slack_y // 2, slack_x // 2), (slack_y, slack_x))
+        centre = (slack_y // 2, slack_x // 2)
+        corners = ((0, 0), centre, (slack_y, slack_x)) if squares == SQUARES else (centre,)
         margin = side - crop_size
         windows = (
             (0, 0, crop_size),
@@ -82,7 +90,7 @@ def crop_windows(
             (margin // 2, margin // 2, crop_size),
             (0, 0, side),
         )
-        for square_top, square_left in squares:
+        for square_top, square_left in corners:
             for top, left, size in windows:
                 for mirror in range(MIRRORS):
                     rows.append((side, square_top + top, square_left + left, size, mirror))
@@ -90,14 +98,17 @@ def crop_windows(
 
 
 def _geometry(
-    height: np.ndarray, width: np.ndarray, crop_size: int, sides: tuple[int, ...]
+    height: np.ndarray, width: np.ndarray, crop_size: int, sides: tuple[int, ...], squares: int
 ) -> tuple[np.ndarray, np.ndarray]:
     shapes = np.array([resized_shape(int(height), int(width), s) for s in sides], np.int32)
-    return shapes, crop_windows(int(height), int(width), crop_size, sides)
+    return shapes, crop_windows(int(height), int(width), crop_size, sides, squares)
 
 
-def multicrop(images: tf.Tensor, crop_size: int, sides: Sequence[int]) -> tf.Tensor:
-    """(N, H, W, C) images of one size → (N, 144, crop_size, crop_size, C) float32 crops.
+def multicrop(
+    images: tf.Tensor, crop_size: int, sides: Sequence[int], squares: int = SQUARES
+) -> tf.Tensor:
+    """(N, H, W, C) images of one size → (N, 144, crop_size, crop_size, C) float32 crops
+    (48 with ``squares=1``).
 
     Pixel values keep their scale (uint8 input gives floats in [0, 255]). Works on
     images whose size is only known at run time (a tf.data map over JPEGs).
@@ -105,16 +116,17 @@ def multicrop(images: tf.Tensor, crop_size: int, sides: Sequence[int]) -> tf.Ten
     sides = tuple(sides)
     shape = tf.shape(images)
     shapes, windows = tf.numpy_function(
-        functools.partial(_geometry, crop_size=crop_size, sides=sides),
+        functools.partial(_geometry, crop_size=crop_size, sides=sides, squares=squares),
         [shape[1], shape[2]],
         (tf.int32, tf.int32),
         stateful=False,
     )
-    windows = tf.reshape(windows, [len(sides), CROPS_PER_SCALE, 5])
+    per_scale = squares * WINDOWS_PER_SQUARE * MIRRORS
+    windows = tf.reshape(windows, [len(sides), per_scale, 5])
     crops = []
     for k in range(len(sides)):
         scaled = tf.image.resize(images, shapes[k], method="bilinear")
-        for j in range(CROPS_PER_SCALE):
+        for j in range(per_scale):
             top, left, size = windows[k, j, TOP], windows[k, j, LEFT], windows[k, j, SIZE]
             window = scaled[:, top : top + size, left : left + size]
             # Bilinear resizing to the same size copies the pixels exactly.
@@ -126,9 +138,14 @@ def multicrop(images: tf.Tensor, crop_size: int, sides: Sequence[int]) -> tf.Ten
 def _in_memory_batches(
     dataset: InMemoryDataset, image_size: int, images_per_batch: int
 ) -> Iterator[Batch]:
-    """The dataset's own eval batches, split into ``images_per_batch`` and cropped."""
+    """The dataset's own eval batches, split into ``images_per_batch`` and cropped: the
+    48 distinct crops of square images, the 144 of others."""
+    height, width = dataset.image_shape[:2]
+    squares = 1 if height == width else SQUARES
     crop = tf.function(
-        functools.partial(multicrop, crop_size=image_size, sides=shorter_sides(image_size)),
+        functools.partial(
+            multicrop, crop_size=image_size, sides=shorter_sides(image_size), squares=squares
+        ),
         autograph=False,
     )
     for batch in dataset.eval_batches():
@@ -161,7 +178,8 @@ def _imagenet_batches(dataset: imagenet.ImageNet, images_per_batch: int) -> Iter
 def eval_batches(
     dataset: InMemoryDataset | imagenet.ImageNet, image_size: int, images_per_batch: int
 ) -> Iterator[Batch]:
-    """The evaluation split with 144 crops per image: 'image' is (n, 144, s, s, C)."""
+    """The evaluation split with its crops: 'image' is (n, crops, s, s, C), crops 144
+    (48 distinct ones for square images)."""
     if isinstance(dataset, InMemoryDataset):
         return _in_memory_batches(dataset, image_size, images_per_batch)
     if isinstance(dataset, imagenet.ImageNet):

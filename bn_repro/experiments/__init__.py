@@ -2,10 +2,12 @@
 
 * `runner`: training runs (and other commands) as jobs, side by side on pinned CPU
   cores, each once the jobs it needs have finished; resumable and stoppable.
-* `small_table2`, `small_table2_report`: the CPU-scale Table 2 (configs/small_table2.py):
-  its jobs, its measurements and its markdown report.
+* The CPU-scale Table 2 (configs/small_table2.py, docs/small_table2_protocol.md):
+  `table2_runs` (its jobs and their runs read back), `crossings` (targets, crossings,
+  plateaus), `table2_analysis` (its numbers and pre-registered criteria),
+  `table2_report` (the markdown report).
 * `peer_nets`: BN-Inception in TF-slim and PyTorch, for speed and weight comparisons.
 
-The command lines are in scripts/ (reproduce_small.py, small_table2_report.py,
-lr_scaling_study.py, bench_model.py).
+The command lines are in scripts/ (reproduce_small.py, lr_scaling_study.py,
+bench_model.py).
 """

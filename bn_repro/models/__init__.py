@@ -9,6 +9,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import ml_collections
 
+from bn_repro.config_checks import check_choice
 from bn_repro.models import inception_config, mlp
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict, str | None], nn.Module]] = {
@@ -20,9 +21,5 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict, str | None], nn.Module]] 
 def create_model(config: ml_collections.ConfigDict, platform: str | None = None) -> nn.Module:
     """Builds the model named by ``config.model`` for training steps compiled for
     ``platform`` (bn_repro/platforms.py); None for inference and counting only."""
-    if config.model not in MODELS:
-        raise ValueError(
-            f"Unknown model {config.model!r}; valid choices: {sorted(MODELS)}. "
-            "Set --config.model to one of them."
-        )
+    check_choice("model", config.model, sorted(MODELS))
     return MODELS[config.model](config, platform)

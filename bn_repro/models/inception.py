@@ -247,6 +247,7 @@ class BNInception(nn.Module):
     stem: str = "imagenet"
     separable_first_conv: bool = True
     use_lrn: bool = False
+    lrn_pixel_scale: float = 1.0  # bn_repro/models/lrn.py
     dropout_rate: float = 0.0
     width_multiplier: float = 1.0
     min_depth: int = 16
@@ -292,11 +293,11 @@ class BNInception(nn.Module):
         if self.stem == "imagenet":
             x = geometry.max_pool(x, 3, 2, padding)
         if self.use_lrn:
-            x = LocalResponseNorm(name="lrn1")(x)
+            x = LocalResponseNorm(self.lrn_pixel_scale, name="lrn1")(x)
         x = layer(self.depth(64), 1, name="conv2_3x3_reduce")(x, train)
         x = layer(self.depth(192), 3, name="conv2_3x3")(x, train)
         if self.use_lrn:
-            x = LocalResponseNorm(name="lrn2")(x)
+            x = LocalResponseNorm(self.lrn_pixel_scale, name="lrn2")(x)
         x = geometry.max_pool(x, 3, 2, padding)
 
         rows = self.rows()

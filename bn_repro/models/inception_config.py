@@ -36,6 +36,7 @@ Options (top-level config keys, defaults in configs/default.py):
 import ml_collections
 
 from bn_repro import platforms
+from bn_repro.config_checks import check_choice
 from bn_repro.models import geometry
 from bn_repro.models.activations import ACTIVATIONS
 from bn_repro.models.inception import (
@@ -49,23 +50,16 @@ from bn_repro.models.inception import (
 from bn_repro.models.precision import compute_dtype
 
 
-def _check_choice(key: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"config.{key}={value!r} is not one of {list(choices)}.")
-
-
 def create(config: ml_collections.ConfigDict, platform: str | None = None) -> BNInception:
     """BN-Inception from the top-level config keys (see configs/default.py), its
     training-step convolutions in the form ``config.conv_impl`` picks for ``platform``
     (the target's, bn_repro/platforms.py; None for a model that is not trained)."""
-    _check_choice("norm", config.norm, NORMS)
-    _check_choice("activation", config.activation, tuple(ACTIVATIONS))
-    _check_choice("stem", config.stem, STEMS)
-    _check_choice("first_conv", config.first_conv, FIRST_CONVS)
-    _check_choice("pool_proj_4cd", config.pool_proj_4cd, POOL_PROJ_4CD_CHOICES)
-    _check_choice("padding", config.padding, geometry.PADDINGS)
-    if config.per_activation_bn_last and config.norm != "batch":
-        raise ValueError("config.per_activation_bn_last needs config.norm='batch'.")
+    check_choice("norm", config.norm, NORMS)
+    check_choice("activation", config.activation, tuple(ACTIVATIONS))
+    check_choice("stem", config.stem, STEMS)
+    check_choice("first_conv", config.first_conv, FIRST_CONVS)
+    check_choice("pool_proj_4cd", config.pool_proj_4cd, POOL_PROJ_4CD_CHOICES)
+    check_choice("padding", config.padding, geometry.PADDINGS)
     options = LayerOptions(
         norm=config.norm,
         activation=config.activation,
@@ -85,6 +79,7 @@ def create(config: ml_collections.ConfigDict, platform: str | None = None) -> BN
         stem=config.stem,
         separable_first_conv=config.first_conv == "separable",
         use_lrn=config.use_lrn,
+        lrn_pixel_scale=config.lrn_pixel_scale,
         dropout_rate=config.dropout_rate,
         width_multiplier=config.width_multiplier,
         min_depth=config.min_depth,

@@ -14,7 +14,9 @@ import jax.numpy as jnp
 import ml_collections
 
 from bn_repro.batch_norm import DEFAULT_EPSILON, DEFAULT_MOMENTUM, BatchNorm
+from bn_repro.config_checks import check_choice
 from bn_repro.models.activations import ACTIVATIONS
+from bn_repro.models.inception import NORMS
 from bn_repro.models.precision import compute_dtype
 
 # Which unit of the last hidden layer Figure 1 (b, c) follows: a "typical sigmoid".
@@ -63,11 +65,9 @@ class MLP(nn.Module):
 
 def create(config: ml_collections.ConfigDict, platform: str | None = None) -> MLP:
     """The MLP of ``config``; it has one form on every ``platform``."""
-    if config.activation not in ACTIVATIONS:
-        raise ValueError(
-            f"Unknown activation {config.activation!r} for the MLP; valid choices: "
-            f"{sorted(ACTIVATIONS)}."
-        )
+    # Any other norm (e.g. "layer") would silently train without BN.
+    check_choice("norm", config.norm, NORMS)
+    check_choice("activation", config.activation, sorted(ACTIVATIONS))
     return MLP(
         activation=config.activation,
         hidden=tuple(config.hidden_sizes),

@@ -11,14 +11,12 @@ back), Algorithm 2's averages, and the logits, hence the softmax and the loss.
 import jax.numpy as jnp
 import ml_collections
 
+from bn_repro.config_checks import check_choice
+
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def compute_dtype(config: ml_collections.ConfigDict) -> jnp.dtype:
     """The dtype convolutions and matrix products compute in (``config.dtype``)."""
-    if config.dtype not in COMPUTE_DTYPES:
-        raise ValueError(
-            f"config.dtype={config.dtype!r} is not one of {list(COMPUTE_DTYPES)}; pass "
-            "--config.dtype=bfloat16 for mixed precision, or float32 (the paper's)."
-        )
+    check_choice("dtype", config.dtype, COMPUTE_DTYPES)
     return COMPUTE_DTYPES[config.dtype]
