@@ -1,14 +1,18 @@
 """Imported published weights reproduce their reference implementations (tests/reference_nets.py).
 
 Each reference network gets random weights and random BN statistics, its checkpoint
-goes through scripts/import_weights.py's code path (bn_repro.published_weights) into
-a workdir, and our network, restored from that workdir, must give the same logits
-and intermediate end points on random 224 px images in inference mode. Relative
+goes into a workdir (the PyTorch one through the command scripts/import_weights.py,
+the TF-slim one through the library function it calls, bn_repro.published_weights),
+and our network, restored from that workdir, must give the same logits and
+intermediate end points on random 224 px images in inference mode. Relative
 difference: max |ours − reference| / max |reference|, the error scaled to the
 magnitude of the values (float32 sums over ~1000-term dot products, 40 layers deep).
 """
 
 import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +24,7 @@ from bn_repro.batch_norm import BATCH_STATS
 from bn_repro.configs import pretrained_caffe, pretrained_tfslim
 from tests import reference_nets
 
+ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4  # the issue's bound on the relative difference
 WRONG = 1e-2  # a wrong mapping must miss by far more than the tolerance
 BATCH, SIZE = 2, 224
@@ -111,13 +116,21 @@ def caffe(tmp_path_factory, images):
     reference = reference_nets.pretrainedmodels_bninception(
         directory / "bninception.pth", caffe_images, seed=2
     )
-    config = pretrained_caffe.get_config()
-    unused = published_weights.import_weights(
-        "pytorch", str(directory / "bninception.pth"), directory / "run", config
-    )
-    variables, run = restored_network(config, directory / "run")
+    # Through the documented command, not the library function it calls.
+    command = [
+        sys.executable,
+        "scripts/import_weights.py",
+        "--format=pytorch",
+        f"--source={directory / 'bninception.pth'}",
+        f"--workdir={directory / 'run'}",
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Imported {directory / 'bninception.pth'} into {directory / 'run'}" in result.stdout
+    unused_line = next(line for line in result.stdout.splitlines() if "not used:" in line)
+    variables, run = restored_network(pretrained_caffe.get_config(), directory / "run")
     return {
-        "unused": unused,
+        "unused": unused_line.split("not used: ")[1].split(", "),
         "reference": reference,
         "variables": variables,
         "run": run,
