@@ -28,12 +28,14 @@ from bn_repro import (
     perf,
     platforms,
     schedule,
+    step_chunks,
 )
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
 from bn_repro.console import say
 from bn_repro.divergence import check_finite
 from bn_repro.preemption import StopRequest
 from bn_repro.profiling import Profiler
+from bn_repro.step_chunks import Chunk
 from bn_repro.steps import Batch, to_model_input
 from bn_repro.train_state import TrainState, create_train_state, initial_variables
 
@@ -122,36 +124,6 @@ class Trainer:
         return lambda host_batch: jitted(state, self.to_device(host_batch))
 
 
-def _chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
-    """Where the next compiled call stops: a loop, eval or checkpoint boundary."""
-    return min(
-        config.total_steps,
-        (step // config.steps_per_loop + 1) * config.steps_per_loop,
-        evaluations(config).next_after(step),
-        checkpoints(config).next_after(step),
-    )
-
-
-def evaluations(config: ml_collections.ConfigDict) -> schedule.Intervals:
-    return schedule.Intervals(
-        config.eval_every_steps, config.interval_growth, config.total_steps, config.steps_per_loop
-    )
-
-
-def checkpoints(config: ml_collections.ConfigDict) -> schedule.Intervals:
-    return schedule.Intervals(
-        config.checkpoint_every_steps,
-        config.interval_growth,
-        config.total_steps,
-        config.steps_per_loop,
-    )
-
-
-def take_chunk(batches: Iterator[Batch], count: int) -> Batch:
-    chunk = [next(batches) for _ in range(count)]
-    return {key: np.stack([b[key] for b in chunk]) for key in chunk[0]}
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
 
@@ -202,7 +174,7 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
         f"{platforms.describe(config, trainer.platform)}; compiling…"
     )
 
-    chunks = _host_chunks(dataset.train_batches(start_step), start_step, config)
+    chunks = step_chunks.host_chunks(dataset.train_batches(start_step), start_step, config)
     first_chunk = next(chunks)
     flops, peak = perf.flops_and_peak(
         config, trainer.model, trainer.train_loop, state, first_chunk[2], trainer.stacked_batch
@@ -232,9 +204,6 @@ def _train(config, workdir: Path, dataset: Any, trainer: Trainer, manager) -> di
     }
 
 
-Chunk = tuple[int, int, Batch]  # first step, end step, stacked host batches
-
-
 @dataclasses.dataclass
 class _Loop:
     """Compiled calls, checks, logs, evaluations and checkpoints, chunk after chunk."""
@@ -247,51 +216,65 @@ class _Loop:
     profiler: Profiler
 
     def run(
-        self, state: TrainState, chunk: Chunk | None, chunks: Iterator[Chunk], stop: StopRequest
+        self,
+        state: TrainState,
+        chunk: Chunk | None,
+        host_chunks: Iterator[Chunk],
+        stop: StopRequest,
     ) -> tuple[int, dict[str, float], bool]:
         """Trains until the end or a stop; returns the step reached, the last
         evaluation's metrics and whether the run was stopped early."""
         config = self.config
         step, eval_metrics, preempted = chunk[0], {}, False
-        while chunk is not None and not preempted:
-            step, end, _ = chunk
-            state, chunk_metrics, chunk = self._train_chunk(state, chunk, chunks)
+        staged = self._stage(chunk)
+        while staged is not None and not preempted:
+            step, end = staged.step, staged.end
+            state, chunk_metrics, staged = self._train_chunk(state, staged, host_chunks)
             check_finite(chunk_metrics, step, config)
             self.report.train_chunk(chunk_metrics, step)
             step = end
             preempted = stop.agreed()
-            if evaluations(config).due(step):
+            if step_chunks.evaluations(config).due(step):
                 eval_metrics = self.trainer.evaluate(state, self.dataset.eval_batches())
                 self.report.evaluation(step, eval_metrics)
-            if preempted or checkpoints(config).due(step):
+            if preempted or step_chunks.checkpoints(config).due(step):
                 checkpointing.save(self.manager, step, state)
         return step, eval_metrics, preempted
 
-    def _train_chunk(
-        self, state: TrainState, chunk: Chunk, chunks: Iterator[Chunk]
-    ) -> tuple[TrainState, dict[str, np.ndarray], Chunk | None]:
-        """One compiled call; the next chunk is read while the devices compute."""
+    def _stage(self, chunk: Chunk | None) -> "_Staged | None":
+        """A host chunk sent to the devices (the transfer is asynchronous)."""
+        if chunk is None:
+            return None
         step, end, host_chunk = chunk
-        with self.profiler.step(step, end), self.report.perf.training(end - step):
-            skipped_images = host_chunk.pop(data.SKIPPED_IMAGES, None)
-            state, chunk_metrics = self.trainer.train_loop(
-                state, self.trainer.to_device(host_chunk, stacked=True)
-            )
+        skipped_images = host_chunk.pop(data.SKIPPED_IMAGES, None)
+        return _Staged(step, end, self.trainer.to_device(host_chunk, stacked=True), skipped_images)
+
+    def _train_chunk(
+        self, state: TrainState, staged: "_Staged", host_chunks: Iterator[Chunk]
+    ) -> tuple[TrainState, dict[str, np.ndarray], "_Staged | None"]:
+        """One compiled call. While the devices compute, the next chunk is read and its
+        transfer issued, before the host waits for this call's metrics."""
+        with (
+            self.profiler.step(staged.step, staged.end),
+            self.report.perf.training(staged.end - staged.step),
+        ):
+            state, chunk_metrics = self.trainer.train_loop(state, staged.batches)
             with self.report.perf.waiting_for_input():
-                next_chunk = next(chunks, None)
+                next_staged = self._stage(next(host_chunks, None))
             chunk_metrics = jax.device_get(chunk_metrics)
-        if skipped_images is not None:
-            chunk_metrics[data.SKIPPED_IMAGES] = distributed.sum_over_processes(skipped_images)
-        return state, chunk_metrics, next_chunk
+        if staged.skipped_images is not None:
+            chunk_metrics[data.SKIPPED_IMAGES] = distributed.sum_over_processes(
+                staged.skipped_images
+            )
+        return state, chunk_metrics, next_staged
 
 
-def _host_chunks(
-    batches: Iterator[Batch], start_step: int, config: ml_collections.ConfigDict
-) -> Iterator[Chunk]:
-    """The chunk of each compiled call, in order; read on demand (`_Loop` reads the
-    next while the devices compute)."""
-    step = start_step
-    while step < config.total_steps:
-        end = _chunk_end(step, config)
-        yield step, end, take_chunk(batches, end - step)
-        step = end
+@dataclasses.dataclass(frozen=True)
+class _Staged:
+    """A chunk on its way to the devices: its steps, batches and the host's count of
+    images it could not decode."""
+
+    step: int
+    end: int
+    batches: Batch
+    skipped_images: np.ndarray | None

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from bn_repro import config_checks, data, train  # noqa: E402
+from bn_repro import config_checks, data, step_chunks, train  # noqa: E402
 
 config_flags.DEFINE_config_file("config", "configs/mnist_bn.py", "Experiment config.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions of the training-loop measurement.")
@@ -37,7 +37,7 @@ def loop_throughput(config) -> float:
     dataset = data.create_dataset(config)
     trainer = train.Trainer(config, dataset)
     batches = dataset.train_batches(0)
-    chunk = trainer.to_device(train.take_chunk(batches, config.steps_per_loop), stacked=True)
+    chunk = trainer.to_device(step_chunks.take_chunk(batches, config.steps_per_loop), stacked=True)
     state = trainer.state
     state, metrics = trainer.train_loop(state, chunk)  # compile
     jax.block_until_ready(metrics)

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from bn_repro import data, event_logs, metrics, perf, train
+from bn_repro import data, event_logs, metrics, perf, step_chunks, train
 from tests.helpers import small_mnist_config
 from tests.test_robustness import ROOT, SMALL_MNIST_FLAGS
 
@@ -54,7 +54,7 @@ def test_train_step_flops_count_forward_and_backward_products():
     config = small_mnist_config()
     dataset = data.create_dataset(config)
     trainer = train.Trainer(config, dataset)
-    chunk = train.take_chunk(dataset.train_batches(0), 1)
+    chunk = step_chunks.take_chunk(dataset.train_batches(0), 1)
     flops = perf.train_step_flops(
         trainer.train_loop, trainer.state, chunk, config.batch_size, trainer.stacked_batch
     )
@@ -83,7 +83,7 @@ def _flops_and_peak(compiled: bool):
     config = small_mnist_config(peak_flops=1e12)
     dataset = data.create_dataset(config)
     trainer = train.Trainer(config, dataset)
-    chunk = train.take_chunk(dataset.train_batches(0), 1)
+    chunk = step_chunks.take_chunk(dataset.train_batches(0), 1)
     loop = WithoutLoweredAnalysis(trainer.train_loop, compiled)
     args = (trainer.model, loop, trainer.state, chunk, trainer.stacked_batch)
     return config, perf.flops_and_peak(config, *args)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from bn_repro import data, models, train
+from bn_repro import data, models, step_chunks, train
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
 from bn_repro.models import inception
 from bn_repro.models.conv import Conv
@@ -17,7 +17,7 @@ from tests.test_inception import SMALL, make_config
 
 def _train_steps(config, dataset, steps):
     trainer = train.Trainer(config, dataset)
-    chunk = trainer.to_device(train.take_chunk(dataset.train_batches(0), steps), stacked=True)
+    chunk = trainer.to_device(step_chunks.take_chunk(dataset.train_batches(0), steps), stacked=True)
     state, metrics = trainer.train_loop(trainer.state, chunk)
     return jax.device_get(state), jax.device_get(metrics)
 

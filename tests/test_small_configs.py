@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from bn_repro import train
+from bn_repro import step_chunks
 from bn_repro.configs import bn_x30, ensemble_member, small_table2
 
 # What small_table2 may change: the scale of the problem, never the recipe.
@@ -81,7 +81,9 @@ def test_small_rows_keep_the_imagenet_recipe(row):
 
 
 def test_every_row_is_evaluated_on_the_same_grid():
-    grids = {row: train.evaluations(small_table2.get_config(row)) for row in small_table2.ROWS}
+    grids = {
+        row: step_chunks.evaluations(small_table2.get_config(row)) for row in small_table2.ROWS
+    }
     longest = grids["inception"]
     for row, grid in grids.items():
         inside = [s for s in range(1, longest.total + 1) if longest.due(s) and s < grid.total]

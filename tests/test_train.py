@@ -8,7 +8,16 @@ import jax
 import numpy as np
 import pytest
 
-from bn_repro import checkpointing, cpu_compiler_options, data, event_logs, models, steps, train
+from bn_repro import (
+    checkpointing,
+    cpu_compiler_options,
+    data,
+    event_logs,
+    models,
+    step_chunks,
+    steps,
+    train,
+)
 from tests.helpers import assert_trees_equal, small_mnist_config
 
 
@@ -19,7 +28,7 @@ def mnist_dataset():
 
 def _run_steps(config, dataset, devices, steps):
     trainer = train.Trainer(config, dataset, devices=devices)
-    chunk = trainer.to_device(train.take_chunk(dataset.train_batches(0), steps), stacked=True)
+    chunk = trainer.to_device(step_chunks.take_chunk(dataset.train_batches(0), steps), stacked=True)
     state, metrics = trainer.train_loop(trainer.state, chunk)
     return jax.device_get(state), jax.device_get(metrics)
 
@@ -202,7 +211,9 @@ def test_mlp_loop_is_compiled_without_ynnpack_and_computes_the_same(mnist_datase
     XLA's default compilation of the same loop has some, and both give the same steps."""
     config = small_mnist_config()
     trainer = train.Trainer(config, mnist_dataset, devices=jax.devices()[:1])
-    chunk = trainer.to_device(train.take_chunk(mnist_dataset.train_batches(0), 3), stacked=True)
+    chunk = trainer.to_device(
+        step_chunks.take_chunk(mnist_dataset.train_batches(0), 3), stacked=True
+    )
     default = jax.jit(
         functools.partial(
             steps.train_loop,
