@@ -1,6 +1,6 @@
 """Compile a config's real training and evaluation steps for a TPU slice on this host.
 
-  pip install "libtpu==0.0.42.*"   # the version jax 0.10.2 pins; or: pip install -e .[tpu]
+  pip install -r requirements-tpu.txt   # libtpu, the TPU compiler jax 0.10.2 pins
   JAX_PLATFORMS=cpu python scripts/aot_compile.py --config=configs/bn_x5.py --topology=v4-8
   python scripts/aot_compile.py --config=configs/bn_x5.py --platform=cuda --num_devices=8
 
@@ -11,6 +11,8 @@ forward statistics, BN's backward, the gradients), and a roofline bound on image
 docs/accelerators.md. For CUDA the steps are lowered only (no GPU, no deviceless GPU
 compiler here): convolutions and custom calls are counted in the StableHLO.
 Any --config.KEY=VALUE override applies (e.g. --config.dtype=bfloat16).
+JAX_PLATFORMS=cpu keeps JAX from looking for a TPU to run on: the TPU devices here are
+compile-only.
 """
 
 import re
