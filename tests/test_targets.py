@@ -51,8 +51,10 @@ def test_accelerator_steps_keep_xla_convolutions_and_shard_the_batch(platform):
     # Forward, kernel gradient, and input gradient of every layer but the first.
     assert _count("convolution", train_text) == 3 * convs - 1
     assert _count("convolution", eval_text) == convs
-    # The classifier only: its forward product and its two gradients.
-    assert _count("dot_general", train_text) == 3
+    # The classifier's forward product and its two gradients; in training also the
+    # distortions' bilinear resize, one product per image axis (bn_repro/data/distortions.py).
+    assert _count("dot_general", train_text) == 3 + 2
+    assert _count("dot_general", eval_text) == 1
     for text in (train_text, eval_text):
         assert "custom_call" not in text
     # Shardy annotations: the uint8 images, (steps, batch, 28, 28, 1) stacked for the
@@ -88,12 +90,14 @@ def test_cpu_compiler_options_are_off_for_accelerator_targets(platform):
 
 @pytest.mark.parametrize("precision", ["high", "highest"])
 def test_matmul_precision_reaches_every_convolution_and_product(precision):
-    train_text, eval_text, _ = _lowered(_config(matmul_precision=precision), "tpu")
+    # Without the distortions: their resize is data preparation, always at HIGHEST.
+    config = _config(matmul_precision=precision, distortions="none")
+    train_text, eval_text, _ = _lowered(config, "tpu")
     name = precision.upper()
     for text in (train_text, eval_text):
         ops = re.findall(r"= stablehlo\.(?:convolution|dot_general).*", text)
         assert ops and all(f"precision {name}>" in op or f"[{name}, {name}]" in op for op in ops)
-    default_text, _, _ = _lowered(_config(), "tpu")
+    default_text, _, _ = _lowered(_config(distortions="none"), "tpu")
     assert "HIGHEST" not in default_text and "precision HIGH>" not in default_text
 
 
