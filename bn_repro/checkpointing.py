@@ -24,29 +24,15 @@ from bn_repro.console import say
 CONFIG_FILE = "config.json"
 # Keys that may change between the runs of one workdir: they schedule bookkeeping,
 # not the computation, so the resumed run stays the same experiment.
-RESUMABLE_CHANGES = frozenset(
-    {
-        "total_steps",
-        "eval_every_steps",
-        "checkpoint_every_steps",
-        "interval_growth",
-        # The epoch keys the step keys above follow (bn_repro/schedule.py).
-        "total_epochs",
-        "eval_every_epochs",
-        "checkpoint_every_epochs",
-        "log_every_steps",
-        "keep_checkpoints",
-        "steps_per_loop",
-        "eval_batch_size",
-        "data_dir",
-        "allow_config_change",
-        "skip_nonfinite_steps",
-        "peak_flops",
-        "profile_steps",
-        "conv_impl",  # the same sums computed in another form (bn_repro/models/conv.py)
-        "allow_restart_from_scratch",
-    }
-)
+RESUMABLE_CHANGES = frozenset({
+    "total_steps", "eval_every_steps", "checkpoint_every_steps", "interval_growth",
+    # The epoch keys the step keys above follow (bn_repro/schedule.py).
+    "total_epochs", "eval_every_epochs", "checkpoint_every_epochs",
+    "log_every_steps", "keep_checkpoints", "steps_per_loop", "eval_batch_size", "data_dir",
+    "allow_config_change", "skip_nonfinite_steps", "peak_flops", "profile_steps",
+    "conv_impl",  # the same sums computed in another form (bn_repro/models/conv.py)
+    "allow_restart_from_scratch",
+})  # fmt: skip
 # Keys added to the config after some workdirs were recorded, with the value those
 # runs used: a workdir without the key resumes and evaluates as if it had recorded
 # that value. Dotted keys are nested ("bn.use_scale" is config.bn.use_scale).
@@ -72,11 +58,7 @@ KEYS_ADDED_LATER = {
 # Keys only the configs of one dataset have: a default for another dataset's run
 # would be a key its current config lacks, which the resume check would refuse.
 DATASET_KEYS_ADDED_LATER = {
-    "imagenet2012": {
-        "input_range": "minus_one_one",
-        "eval_crop": "central_fraction",
-        "label_offset": 0,
-    }
+    "imagenet2012": dict(input_range="minus_one_one", eval_crop="central_fraction", label_offset=0)
 }
 CHECKPOINTS = "checkpoints"
 DAMAGED = "damaged_checkpoints"
@@ -187,6 +169,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any, allow_restart: b
     at step 0 silently would throw away the run's progress without anyone asking.
     """
     steps = sorted(manager.all_steps(), reverse=True)
+    damaged_checkpoints = Path(manager.directory).parent / DAMAGED
     for step in steps:
         try:
             state, error = restore(manager, step, target), None
@@ -196,7 +179,7 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any, allow_restart: b
         # found its part of the checkpoint damaged.
         if distributed.all_processes(error is None):
             return state
-        damaged = Path(manager.directory).parent / DAMAGED / str(step)
+        damaged = damaged_checkpoints / str(step)
         reason = f"{type(error).__name__}: {str(error)[:200]}" if error else "damaged elsewhere"
         logging.warning("Checkpoint %d unreadable (%s); moved to %s.", step, reason, damaged)
         say(
@@ -209,10 +192,9 @@ def restore_latest(manager: ocp.CheckpointManager, target: Any, allow_restart: b
         multihost_utils.sync_global_devices(f"moved damaged checkpoint {step}")
         manager.reload()
     if steps and not allow_restart:
-        damaged = Path(manager.directory).parent / DAMAGED
         raise ValueError(
             f"None of the checkpoints {steps} in {manager.directory} could be restored; "
-            f"they are kept in {damaged}. To go on, {RESTART_FIX}"
+            f"they are kept in {damaged_checkpoints}. To go on, {RESTART_FIX}"
         )
     return target
 
@@ -266,10 +248,6 @@ def _flat(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _as_json(config: ml_collections.ConfigDict) -> dict:
-    return json.loads(json.dumps(config.to_dict(), default=str))
-
-
 def check_and_record_config(config: ml_collections.ConfigDict, workdir: Path) -> None:
     """Refuses to resume a workdir that holds a different experiment; records the config.
 
@@ -277,7 +255,7 @@ def check_and_record_config(config: ml_collections.ConfigDict, workdir: Path) ->
     ``config.allow_config_change`` is set.
     """
     path = workdir / CONFIG_FILE
-    now = _as_json(config)
+    now = json.loads(json.dumps(config.to_dict(), default=str))
     if path.exists() and not config.get("allow_config_change", False):
         saved = _flat(with_keys_added_later(json.loads(path.read_text())))
         current = _flat(now)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bn_repro import console, evaluate
+from bn_repro import console, evaluate, prediction
 from bn_repro.console import say
 
 
-def average_probabilities(members: list[evaluate.Predictions]) -> np.ndarray:
+def average_probabilities(members: list[prediction.Predictions]) -> np.ndarray:
     """log of the mean of the members' class probabilities (inputs and output are logs)."""
     labels = members[0].labels
     for member in members[1:]:
@@ -52,10 +52,10 @@ def markdown_table(rows: list[tuple[str, int | str, dict[str, float]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdirs", nargs="+", required=True, type=Path, help="the runs")
-    parser.add_argument("--crops", choices=evaluate.CROPS, default="center")
-    parser.add_argument("--bn_stats", choices=evaluate.BN_STATS, default="ema")
+    parser.add_argument("--crops", choices=prediction.CROPS, default="center")
+    parser.add_argument("--bn_stats", choices=prediction.BN_STATS, default="ema")
     parser.add_argument(
-        "--population_batches", type=int, default=evaluate.DEFAULT_POPULATION_BATCHES
+        "--population_batches", type=int, default=prediction.DEFAULT_POPULATION_BATCHES
     )
     parser.add_argument("--images_per_batch", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="also write the results here")
@@ -65,7 +65,7 @@ def main() -> None:
     members, rows = [], []
     try:
         for workdir in args.workdirs:
-            predictions = evaluate.predict_run(
+            predictions = prediction.predict_run(
                 workdir,
                 bn_stats=args.bn_stats,
                 population_batches=args.population_batches,

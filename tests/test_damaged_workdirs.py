@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from clu import metric_writers
 
-from bn_repro import checkpointing, data, evaluate, train
+from bn_repro import checkpointing, data, prediction, train
 from tests.helpers import small_mnist_config
 
 
@@ -27,14 +27,14 @@ def test_damaged_checkpoints_are_reported_and_never_silently_restarted(tmp_path,
 
     # evaluate: the newest readable checkpoint, named, instead of a traceback.
     trainer = train.Trainer(config, data.create_dataset(config))
-    state = evaluate.restore_checkpoint(trainer, workdir)
+    state = prediction.restore_checkpoint(trainer, workdir)
     assert int(state.step) == 100
     assert (
         f"warning: checkpoints [200] of {workdir} are unreadable; evaluating step 100, "
         "the newest readable one (pick one with --step)."
     ) in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"could be read .*pick another with --step"):
-        evaluate.restore_checkpoint(trainer, workdir, step=200)
+        prediction.restore_checkpoint(trainer, workdir, step=200)
 
     # training: every checkpoint damaged → stop, keeping them where a person finds them.
     _truncate(workdir / "checkpoints" / "100")

@@ -1,4 +1,5 @@
-"""bn_repro.evaluate and bn_repro.ensemble on tiny MNIST runs trained here.
+"""bn_repro.evaluate, bn_repro.prediction and bn_repro.ensemble on tiny MNIST runs
+trained here.
 
 Algorithm 2 is checked against a float64 numpy forward pass of the trained MLP that
 records the pre-BN activations of every layer on the same training batches.
@@ -15,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from bn_repro import checkpointing, data, ensemble, evaluate, event_logs, train
+from bn_repro import checkpointing, data, ensemble, evaluate, event_logs, prediction, train
 from bn_repro.batch_norm import DEFAULT_EPSILON
 from bn_repro.data import multicrop
 from tests.helpers import assert_trees_equal, small_mnist_config
@@ -41,16 +42,16 @@ def runs(tmp_path_factory):
 def bn_run(runs):
     """The BN run's config, dataset, trainer and restored final state."""
     workdir = runs[0] / "bn"
-    config = evaluate.load_config(workdir)
+    config = prediction.load_config(workdir)
     dataset = data.create_dataset(config)
     trainer = train.Trainer(config, dataset)
-    return config, dataset, trainer, evaluate.restore_checkpoint(trainer, workdir)
+    return config, dataset, trainer, prediction.restore_checkpoint(trainer, workdir)
 
 
 @pytest.fixture(scope="module")
 def predictions(runs):
     """EMA statistics, centre crop, for both runs."""
-    return {name: evaluate.predict_run(runs[0] / name) for name in ("bn", "no_bn")}
+    return {name: prediction.predict_run(runs[0] / name) for name in ("bn", "no_bn")}
 
 
 def _centre(dataset):
@@ -73,7 +74,7 @@ def _np_batch_moments(params, images, num_layers):
 
 def test_population_statistics_are_algorithm_2(bn_run):
     config, dataset, trainer, state = bn_run
-    population = evaluate.with_population_statistics(trainer, state, dataset, POPULATION_BATCHES)
+    population = prediction.with_population_statistics(trainer, state, dataset, POPULATION_BATCHES)
 
     batches = list(itertools.islice(dataset.train_batches(0), POPULATION_BATCHES))
     layers = len(config.hidden_sizes)
@@ -95,15 +96,15 @@ def test_population_statistics_are_algorithm_2(bn_run):
 def test_inference_is_deterministic_and_independent_of_the_batch(bn_run):
     config, dataset, trainer, state = bn_run
     population = [
-        evaluate.with_population_statistics(trainer, state, dataset, POPULATION_BATCHES)
+        prediction.with_population_statistics(trainer, state, dataset, POPULATION_BATCHES)
         for _ in range(2)
     ]
     assert_trees_equal(population[0].batch_stats, population[1].batch_stats)
-    first, second = (evaluate.predict(trainer, population[0], _centre(dataset)) for _ in range(2))
+    first, second = (prediction.predict(trainer, population[0], _centre(dataset)) for _ in range(2))
     np.testing.assert_array_equal(first[0], second[0])
     # Other images around each one in its batch: the same predictions.
     rebatched = data.create_dataset(small_mnist_config(eval_batch_size=1000))
-    log_probs, labels = evaluate.predict(trainer, population[0], _centre(rebatched))
+    log_probs, labels = prediction.predict(trainer, population[0], _centre(rebatched))
     np.testing.assert_allclose(log_probs, first[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(labels, first[1])
     assert log_probs.shape == (10_000, 10)
@@ -133,7 +134,7 @@ def test_144_crop_batches_average_probabilities(bn_run):
     """One batch: the log of the mean over crops of each crop's softmax, in numpy."""
     config, dataset, trainer, state = bn_run
     batch = next(multicrop.eval_batches(dataset, config.image_size, images_per_batch=8))
-    out = jax.device_get(jax.jit(evaluate._log_probabilities)(state, trainer.to_device(batch)))
+    out = jax.device_get(jax.jit(prediction._log_probabilities)(state, trainer.to_device(batch)))
     crops = batch["image"].reshape(-1, 28, 28, 1)
     logits = np.asarray(
         state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, crops, False),
@@ -151,7 +152,7 @@ def test_ensemble_is_the_mean_of_the_members_probabilities(predictions):
     np.testing.assert_allclose(np.exp(averaged), expected, rtol=1e-9, atol=1e-12)
     metrics = evaluate.accuracy_metrics(averaged, members[0].labels)
     assert metrics["accuracy"] == np.mean(np.argmax(expected, axis=1) == members[0].labels)
-    other = evaluate.Predictions(members[1].log_probs, np.roll(members[1].labels, 1), 200)
+    other = prediction.Predictions(members[1].log_probs, np.roll(members[1].labels, 1), 200)
     with pytest.raises(ValueError, match="different images"):
         ensemble.average_probabilities([members[0], other])
 
@@ -183,9 +184,9 @@ def test_a_config_recorded_before_later_keys_evaluates_and_resumes(runs, predict
     recorded = json.loads((old / checkpointing.CONFIG_FILE).read_text())
     del recorded["dtype"], recorded["bn"]["use_scale"]
     (old / checkpointing.CONFIG_FILE).write_text(json.dumps(recorded))
-    config = evaluate.load_config(old)
+    config = prediction.load_config(old)
     assert config.dtype == "float32" and config.bn.use_scale
-    again = evaluate.predict_run(old)
+    again = prediction.predict_run(old)
     np.testing.assert_array_equal(again.log_probs, predictions["bn"].log_probs)
     checkpointing.check_and_record_config(small_mnist_config(), old)  # no refusal
 
@@ -194,14 +195,14 @@ def test_errors_name_the_problem(runs, bn_run, tmp_path):
     root, _ = runs
     trainer = bn_run[2]
     with pytest.raises(ValueError, match=r"No checkpoint at step 7 .*available: \[100, 200\]"):
-        evaluate.restore_checkpoint(trainer, root / "bn", step=7)
+        prediction.restore_checkpoint(trainer, root / "bn", step=7)
     with pytest.raises(FileNotFoundError, match="pass the run's config with --config"):
-        evaluate.load_config(tmp_path)
+        prediction.load_config(tmp_path)
     with pytest.raises(FileNotFoundError, match="the --workdir of a training run"):
-        evaluate.restore_checkpoint(trainer, tmp_path)
+        prediction.restore_checkpoint(trainer, tmp_path)
     assert not (tmp_path / "checkpoints").exists()  # opened read-only: nothing created
     with pytest.raises(ValueError, match="does not fit the model"):
-        evaluate.restore_checkpoint(trainer, root / "no_bn")
+        prediction.restore_checkpoint(trainer, root / "no_bn")
 
 
 @pytest.mark.slow

@@ -1,125 +1,38 @@
-"""ImageNet: scripts/prepare_imagenet.py, bn_repro/data/imagenet.py and
-inception_preprocessing.py, and the Table-2 configs.
+"""ImageNet's data: scripts/prepare_imagenet.py, bn_repro/data/imagenet.py and
+inception_preprocessing.py.
 
-A module fixture writes a miniature ImageNet in the real tar layout (3 classes × 5
-JPEGs in per-class tars inside ILSVRC2012_img_train.tar; the first 10 validation
-file names in ILSVRC2012_img_val.tar), prepares it offline in two files per split
-with the script, and the tests read it back, train on it through the CLI and resume.
-Each CLI run compiles a (tiny) BN-Inception, a minute or more on 2 cores: one config
-and its resumption run in the default suite, the other configs are marked slow.
+tests/conftest.py's ``mini`` fixture writes a miniature ImageNet in the real tar
+layout (tests/mini_imagenet.py: 3 classes × 5 JPEGs in per-class tars inside
+ILSVRC2012_img_train.tar; the first 10 validation file names in
+ILSVRC2012_img_val.tar) and prepares it offline in two files per split with the
+script; the tests read it back: labels, the training stream and the evaluation
+split. Training on it through the CLI: tests/test_imagenet_training.py.
 """
 
 import io
-import os
 import subprocess
 import sys
 import tarfile
 import types
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from PIL import Image
 
-from bn_repro import event_logs
-from bn_repro.configs import (
-    bn_baseline,
-    bn_x5,
-    bn_x5_sigmoid,
-    bn_x30,
-    imagenet_common,
-    inception,
-    inception_sigmoid,
-)
-from bn_repro.data import imagenet
 from bn_repro.data import inception_preprocessing as preprocessing
-
-REPO = Path(__file__).resolve().parents[1]
-CLASS_INDICES = (0, 417, 999)  # positions in TFDS's labels.txt: the first, a middle, the last
-IMAGES_PER_CLASS = 5
-NUM_VAL = 10
-NUM_SHARDS = 2
-
-
-def _jpeg(rng: np.random.Generator, height: int, width: int) -> bytes:
-    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
-
-
-def write_manual_dir(directory: Path, synsets: list[str], rng: np.random.Generator) -> None:
-    """ILSVRC2012_img_train.tar (a tar of per-class tars) and ILSVRC2012_img_val.tar."""
-    directory.mkdir(parents=True)
-    with tarfile.open(directory / "ILSVRC2012_img_train.tar", "w") as outer:
-        for synset in synsets:
-            inner_bytes = io.BytesIO()
-            with tarfile.open(fileobj=inner_bytes, mode="w") as inner:
-                for i in range(IMAGES_PER_CLASS):
-                    # Varied sizes and aspect ratios, like the real photos.
-                    _add(inner, f"{synset}_{i}.JPEG", _jpeg(rng, 40 + 7 * i, 64 - 5 * i))
-            _add(outer, f"{synset}.tar", inner_bytes.getvalue())
-    with tarfile.open(directory / "ILSVRC2012_img_val.tar", "w") as tar:
-        # Labels are paired with the sorted names: only the first N names are valid.
-        for i in range(1, NUM_VAL + 1):
-            _add(tar, f"ILSVRC2012_val_{i:08d}.JPEG", _jpeg(rng, 48, 36 + 4 * i))
-
-
-def _lines(relative_path: str) -> list[str]:
-    return tfds.core.tfds_path(relative_path).read_text().split()
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace:
-    root = tmp_path_factory.mktemp("imagenet")
-    names = _lines("datasets/imagenet2012/labels.txt")
-    synsets = [names[i] for i in CLASS_INDICES]
-    write_manual_dir(root / "manual", synsets, np.random.default_rng(0))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "scripts/prepare_imagenet.py",
-            f"--manual_dir={root / 'manual'}",
-            f"--data_dir={root / 'tfds'}",
-            f"--num_shards={NUM_SHARDS}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    val_synsets = _lines("datasets/imagenet2012/validation_labels.txt")[:NUM_VAL]
-    return types.SimpleNamespace(
-        root=root,
-        data_dir=str(root / "tfds"),
-        prepare_output=result.stdout,
-        train_labels=sorted(i for i in CLASS_INDICES for _ in range(IMAGES_PER_CLASS)),
-        val_labels=[names.index(synset) for synset in val_synsets],
-    )
-
-
-def make_dataset(mini: types.SimpleNamespace, **overrides) -> imagenet.ImageNet:
-    settings = dict(
-        data_dir=mini.data_dir,
-        image_size=32,
-        batch_size=4,
-        eval_batch_size=4,
-        seed=0,
-        distortion_strength=1.0,
-        shuffle_buffer=8,
-        interleave_cycle=2,
-    )
-    return imagenet.ImageNet(**(settings | overrides))
-
+from tests.mini_imagenet import (
+    IMAGES_PER_CLASS,
+    NUM_SHARDS,
+    NUM_VAL,
+    REPO,
+    add_to_tar,
+    jpeg_bytes,
+    make_dataset,
+    tfds_lines,
+    write_manual_dir,
+)
 
 # --- Preparation ---------------------------------------------------------------------
 
@@ -132,7 +45,7 @@ def test_prepare_builds_both_splits_with_the_right_labels(mini):
     train = list(tfds.as_numpy(builder.as_dataset("train")))
     labels = {ex["file_name"].decode(): int(ex["label"]) for ex in train}
     # Train labels come from the inner tar names: the global 0-999 ids survive.
-    names = _lines("datasets/imagenet2012/labels.txt")
+    names = tfds_lines("datasets/imagenet2012/labels.txt")
     assert {f: names.index(f.split("_")[0]) for f in labels} == labels
     assert sorted(labels.values()) == mini.train_labels
     val = {
@@ -202,7 +115,7 @@ def test_resumed_stream_matches_the_uninterrupted_one(mini):
 
 def test_unreadable_training_image_is_skipped_and_counted(mini, tmp_path):
     """A corrupt JPEG in the training data is dropped and counted, not fatal."""
-    names = _lines("datasets/imagenet2012/labels.txt")
+    names = tfds_lines("datasets/imagenet2012/labels.txt")
     manual = tmp_path / "manual"
     write_manual_dir(manual, [names[5]], np.random.default_rng(1))
     # Rewrite the class tar with one image whose JPEG data is garbage after the header.
@@ -214,9 +127,9 @@ def test_unreadable_training_image_is_skipped_and_counted(mini, tmp_path):
     inner_bytes = io.BytesIO()
     with tarfile.open(fileobj=inner_bytes, mode="w") as tar:
         for name, data in members.items():
-            _add(tar, name, data)
+            add_to_tar(tar, name, data)
     with tarfile.open(manual / "ILSVRC2012_img_train.tar", "w") as outer:
-        _add(outer, f"{names[5]}.tar", inner_bytes.getvalue())
+        add_to_tar(outer, f"{names[5]}.tar", inner_bytes.getvalue())
     subprocess.run(
         [
             sys.executable,
@@ -293,7 +206,7 @@ def test_eval_covers_every_validation_image_exactly_once(mini, processes, eval_b
 
 def test_impossible_crop_falls_back_to_the_central_crop():
     # 10×200: no window of ≥ 8% area (160 px) has an aspect ratio within [3/4, 4/3].
-    jpeg = tf.constant(_jpeg(np.random.default_rng(1), 10, 200))
+    jpeg = tf.constant(jpeg_bytes(np.random.default_rng(1), 10, 200))
     central = preprocessing.eval_preprocess(jpeg, 16).numpy()
     for seed in range(4):
         train = preprocessing.train_preprocess(jpeg, tf.constant([seed, 0]), 16, 0.0).numpy()
@@ -303,8 +216,8 @@ def test_impossible_crop_falls_back_to_the_central_crop():
 
 
 def test_resize_shorter_crop_is_torchvision_resize_256_then_center_crop():
-    jpeg = tf.constant(_jpeg(np.random.default_rng(2), 300, 400))
-    image = tf.io.decode_jpeg(jpeg, channels=3)
+    jpeg = tf.constant(jpeg_bytes(np.random.default_rng(2), 300, 400))
+    image = tf.io.decodejpeg_bytes(jpeg, channels=3)
     # Resize(256): 300×400 → 256×341 (⌊400·256/300⌋); CenterCrop(224): top
     # round(32/2) = 16, left round(117/2) = 58 (Python rounds half to even).
     resized = tf.image.resize(image, [256, 341], method="bilinear").numpy()
@@ -340,108 +253,3 @@ def test_distortions_keep_grey_grey_and_scale_with_strength():
     assert deltas[0] < 1e-5 < deltas[1] < deltas[2]
     with pytest.raises(ValueError, match="distortion_strength"):
         make_dataset(types.SimpleNamespace(data_dir=""), distortion_strength=3.0)
-
-
-# --- Configs -------------------------------------------------------------------------
-
-ROWS = {
-    "inception": inception,
-    "bn_baseline": bn_baseline,
-    "bn_x5": bn_x5,
-    "bn_x30": bn_x30,
-    "bn_x5_sigmoid": bn_x5_sigmoid,
-    "inception_sigmoid": inception_sigmoid,
-}
-
-
-def test_configs_follow_section_4_2():
-    c = {name: module.get_config() for name, module in ROWS.items()}
-    learning_rates = {name: config.learning_rate for name, config in c.items()}
-    assert learning_rates == {
-        "inception": 0.0015,
-        "bn_baseline": 0.0015,
-        "bn_x5": 0.0075,
-        "bn_x30": 0.045,
-        "bn_x5_sigmoid": 0.0075,
-        "inception_sigmoid": 0.0015,
-    }
-    base, fast = c["bn_baseline"], c["bn_x5"]
-    assert all(config.batch_size == 32 * imagenet_common.REPLICAS for config in c.values())
-    assert all(config.schedule == "exponential" for config in c.values())
-    assert base.lr_decay_steps == pytest.approx(6 * fast.lr_decay_steps, rel=1e-3)
-    assert base.weight_decay == pytest.approx(5 * fast.weight_decay)
-    assert base.dropout_rate == 0.4 and fast.dropout_rate == 0.0
-    assert base.use_lrn and not fast.use_lrn
-    assert fast.distortion_strength < base.distortion_strength
-    assert fast.shuffle_buffer > base.shuffle_buffer
-    assert [c[n].norm for n in ROWS] == ["none", "batch", "batch", "batch", "batch", "none"]
-    sigmoid = [n for n in ROWS if c[n].activation == "sigmoid"]
-    assert sigmoid == ["bn_x5_sigmoid", "inception_sigmoid"]
-    # Apart from the learning rate, BN-x30 is BN-x5; BN-x5-Sigmoid differs only in g.
-    for other, key in (("bn_x30", "learning_rate"), ("bn_x5_sigmoid", "activation")):
-        values = c[other].to_dict()
-        assert {k for k, v in fast.to_dict().items() if values[k] != v} == {key}
-    assert all(config.bn.group_size == 0 for config in c.values())  # cross-replica
-
-
-# --- Training through the CLI --------------------------------------------------------
-
-
-def run_cli(mini: types.SimpleNamespace, name: str, workdir: Path, total_steps: int) -> str:
-    """Trains a tiny Inception with configs/NAME.py; returns the console output."""
-    env = dict(
-        os.environ,
-        # One device, and quick (unoptimised) compilation: the net is what is tested.
-        XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
-        JAX_COMPILATION_CACHE_DIR=str(mini.root / "jax_cache"),
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-    )
-    overrides = dict(
-        data_dir=mini.data_dir,
-        stem="small",
-        image_size=32,
-        width_multiplier=0.05,
-        min_depth=4,
-        batch_size=4,
-        eval_batch_size=4,
-        total_steps=total_steps,
-        eval_every_steps=2,
-        checkpoint_every_steps=2,
-        log_every_steps=1,
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "bn_repro.main", f"--config=configs/{name}.py"]
-        + [f"--workdir={workdir}"]
-        + [f"--config.{key}={value}" for key, value in overrides.items()],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
-def _check_trained(output: str, workdir: Path, first: int, last: int) -> None:
-    assert f"trained steps {first}-{last}" in output
-    assert "eval/accuracy=" in output and "eval/loss=nan" not in output
-    assert (workdir / "checkpoints" / str(last)).is_dir()
-    curves = event_logs.read_scalars(workdir)
-    steps, skipped = curves["train/skipped_images"]
-    assert steps[-1] == last and not skipped.any()  # every training image was readable
-
-
-def test_cli_trains_bn_x5_and_resumes(mini, tmp_path):
-    _check_trained(run_cli(mini, "bn_x5", tmp_path, total_steps=2), tmp_path, 0, 2)
-    resumed = run_cli(mini, "bn_x5", tmp_path, total_steps=4)
-    assert "resuming from the checkpoint at step 2" in resumed
-    _check_trained(resumed, tmp_path, 2, 4)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", ["inception", "bn_baseline", "bn_x30", "bn_x5_sigmoid", "inception_sigmoid"]
-)
-def test_cli_trains_every_other_config(mini, tmp_path, name):
-    _check_trained(run_cli(mini, name, tmp_path, total_steps=2), tmp_path, 0, 2)

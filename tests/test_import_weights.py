@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bn_repro import evaluate, models, published_weights, schedule, train_state
+from bn_repro import models, prediction, published_weights, schedule, train_state
 from bn_repro.batch_norm import BATCH_STATS
 from bn_repro.configs import pretrained_caffe, pretrained_tfslim
 from tests import reference_nets
@@ -41,7 +41,7 @@ def relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
 
 
 class AbstractTrainer:
-    """What bn_repro.evaluate.restore_checkpoint reads of a Trainer: its model and the
+    """What bn_repro.prediction.restore_checkpoint reads of a Trainer: its model and the
     structure of its state (shape-only, so no 224 px initialisation is compiled).
     """
 
@@ -63,9 +63,9 @@ class AbstractTrainer:
 
 
 def restored_network(config, workdir):
-    """Our model, its variables as bn_repro.evaluate restores them, and a jitted forward."""
+    """Our model, its variables as bn_repro.prediction restores them, and a jitted forward."""
     trainer = AbstractTrainer(config)
-    state = evaluate.restore_checkpoint(trainer, workdir)
+    state = prediction.restore_checkpoint(trainer, workdir)
     variables = {"params": state.params, BATCH_STATS: state.batch_stats}
 
     @jax.jit

@@ -8,7 +8,7 @@ from bn_repro import data
 from bn_repro.data import multicrop
 from bn_repro.data.multicrop import LEFT, MIRROR, SHORTER_SIDE, SIZE, TOP
 from tests.helpers import small_mnist_config
-from tests.test_imagenet import make_dataset, mini  # noqa: F401 (mini: a fixture)
+from tests.mini_imagenet import make_dataset
 
 
 def test_googlenet_scales_and_their_scaled_down_equivalents():
@@ -111,9 +111,9 @@ def test_small_dataset_eval_batches_keep_labels_and_mask():
         next(multicrop.eval_batches(dataset, 28, images_per_batch=7))
 
 
-@pytest.mark.slow  # builds its own miniature ImageNet
-def test_imagenet_eval_batches_line_up_with_the_dataset(mini):  # noqa: F811
-    """A miniature ImageNet (tests/test_imagenet.py): same images, labels and padding."""
+@pytest.mark.slow  # builds the miniature ImageNet (tests/conftest.py's mini)
+def test_imagenet_eval_batches_line_up_with_the_dataset(mini):
+    """A miniature ImageNet (tests/mini_imagenet.py): same images, labels and padding."""
     dataset = make_dataset(mini, image_size=32, eval_batch_size=4)
     plain = list(dataset.eval_batches())
     cropped = list(multicrop.eval_batches(dataset, 32, images_per_batch=2))
@@ -129,8 +129,8 @@ def test_imagenet_eval_batches_line_up_with_the_dataset(mini):  # noqa: F811
     assert np.all(images[~np.concatenate([b["mask"] for b in cropped])] == 0)  # padding
 
 
-@pytest.mark.slow  # builds its own miniature ImageNet
-def test_imagenet_crops_take_the_weights_input_range_and_labels(mini):  # noqa: F811
+@pytest.mark.slow  # builds the miniature ImageNet (tests/conftest.py's mini)
+def test_imagenet_crops_take_the_weights_input_range_and_labels(mini):
     def first_batch(**overrides):
         dataset = make_dataset(mini, image_size=32, eval_batch_size=4, **overrides)
         return next(multicrop.eval_batches(dataset, 32, images_per_batch=2))

@@ -9,10 +9,10 @@ from flax import traverse_util
 
 from bn_repro import data, models, step_chunks, train
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
-from bn_repro.models import inception
+from bn_repro.models import conv_layer
 from bn_repro.models.conv import Conv
 from tests.helpers import small_mnist_config
-from tests.test_inception import SMALL, make_config
+from tests.inception_helpers import SMALL, make_config
 
 
 def _train_steps(config, dataset, steps):
@@ -120,8 +120,8 @@ def test_bn_statistics_of_a_bf16_forward_are_float32_statistics_mlp():
 @pytest.mark.parametrize("depth_multiplier", [0, 2])
 def test_bn_statistics_of_a_bf16_forward_are_float32_statistics_conv(cpu_matmuls, depth_multiplier):
     """One Inception "convolution" (plain or separable, both forms of `Conv`)."""
-    options = inception.LayerOptions(cpu_matmuls=cpu_matmuls, dtype=jnp.bfloat16)
-    layer = inception.ConvLayer(16, 3, options, depth_multiplier=depth_multiplier)
+    options = conv_layer.LayerOptions(cpu_matmuls=cpu_matmuls, dtype=jnp.bfloat16)
+    layer = conv_layer.ConvLayer(16, 3, options, depth_multiplier=depth_multiplier)
     x = jax.random.uniform(jax.random.key(1), (8, 14, 14, 4))
 
     def conv_before(layer, outputs):  # BN follows the conv, or the separable pointwise

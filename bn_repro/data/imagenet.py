@@ -1,7 +1,9 @@
-"""ImageNet (ILSVRC2012) from TFDS ``imagenet2012``: this process's files and its stream.
+"""ImageNet (ILSVRC2012) from TFDS ``imagenet2012``: the stream of this process's files.
 
 Prepare the data once with ``scripts/prepare_imagenet.py`` (see its docstring), then
-point ``config.data_dir`` at the TFDS data directory (empty: TFDS's default).
+point ``config.data_dir`` at the TFDS data directory (empty: TFDS's default). Which
+files a process reads, and the checks of the settings, are
+bn_repro/data/imagenet_setup.py's.
 
 Each image goes through `bn_repro.data.inception_preprocessing` (the crops and
 distortions, ``input_range`` and ``eval_crop``). All of the validation split is
@@ -34,25 +36,21 @@ an epoch of the process's files, once per restart (README.md, "ImageNet", gives 
 size and time). Changing the number of processes changes the data order.
 """
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import jax
 import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from bn_repro.config_checks import check_choice
 from bn_repro.console import hide_gpus_from_tensorflow
-from bn_repro.data import SKIPPED_IMAGES
+from bn_repro.data import SKIPPED_IMAGES, imagenet_setup
 from bn_repro.data import inception_preprocessing as preprocessing
 
 Batch = dict[str, np.ndarray]
 
-NAME = "imagenet2012"
 NUM_CLASSES = 1000
 
 hide_gpus_from_tensorflow()
@@ -70,64 +68,6 @@ def _options() -> tf.data.Options:
     # avoids oversubscribing the cores.
     options.threading.max_intra_op_parallelism = 1
     return options
-
-
-@dataclasses.dataclass(frozen=True)
-class _Files:
-    """This process's files of one split and how many examples they hold."""
-
-    paths: list[str]
-    num_examples: int
-
-
-def _process_files(split: str, info, index: int, count: int) -> _Files:
-    """Process ``index`` of ``count``'s files of a split (TFDS SplitInfo ``info``)."""
-    paths, lengths = [str(p) for p in info.filepaths], info.shard_lengths
-    if len(paths) < count:
-        raise ValueError(
-            f"{NAME} {split} has {len(paths)} files but there are {count} processes; each "
-            "process reads its own files. Prepare it again with "
-            f"scripts/prepare_imagenet.py --num_shards={count} (or more)."
-        )
-    return _Files(paths[index::count], sum(lengths[index::count]))
-
-
-def _load_builder(data_dir: str):
-    import tensorflow_datasets as tfds  # deferred: only ImageNet runs need it
-
-    builder = tfds.builder(NAME, data_dir=data_dir or None)
-    if not builder.is_prepared() or not {"train", "validation"} <= set(builder.info.splits):
-        raise FileNotFoundError(
-            f"TFDS {NAME} is not prepared in {builder.data_dir} (train and validation "
-            "splits). Download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
-            "https://image-net.org/download-images into a directory DIR, then run\n"
-            "  python scripts/prepare_imagenet.py --manual_dir DIR --data_dir "
-            f"{data_dir or Path(builder.data_dir).parents[1]}\n"
-            "and train with --config.data_dir set to that same data directory."
-        )
-    return builder
-
-
-def _check_settings(
-    shuffle_buffer: int, interleave_cycle: int, label_offset: int, sizes: dict[str, int], count: int
-) -> None:
-    if interleave_cycle < 1:
-        raise ValueError(
-            f"interleave_cycle={interleave_cycle} must be >= 1 (files read at once); set "
-            "--config.interleave_cycle=16, say."
-        )
-    if shuffle_buffer < 0:
-        raise ValueError(
-            f"shuffle_buffer={shuffle_buffer} must be >= 0 (0: no shuffle buffer); set "
-            "--config.shuffle_buffer=0 or a positive number of examples."
-        )
-    check_choice("label_offset", label_offset, (0, 1))
-    for what, size in sizes.items():
-        if size % count:
-            raise ValueError(
-                f"{what}={size} is not divisible by the {count} processes; "
-                "each process must feed an equal share."
-            )
 
 
 class ImageNet:
@@ -155,10 +95,12 @@ class ImageNet:
         index = jax.process_index() if process_index is None else process_index
         count = jax.process_count() if process_count is None else process_count
         batch_sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size}
-        _check_settings(shuffle_buffer, interleave_cycle, label_offset, batch_sizes, count)
+        imagenet_setup.check_settings(
+            shuffle_buffer, interleave_cycle, label_offset, batch_sizes, count
+        )
         self.input_range, self.eval_crop, self.label_offset = input_range, eval_crop, label_offset
         self.num_classes = NUM_CLASSES + label_offset
-        splits = _load_builder(data_dir).info.splits
+        splits = imagenet_setup.load_builder(data_dir).info.splits
         self.num_train = splits["train"].num_examples
         self.num_eval = splits["validation"].num_examples
         self.image_shape = (image_size, image_size, 3)
@@ -169,7 +111,8 @@ class ImageNet:
         self.local_batch_size = batch_size // count
         self.local_eval_batch_size = eval_batch_size // count
         self._train, self._eval = (
-            _process_files(split, splits[split], index, count) for split in ("train", "validation")
+            imagenet_setup.process_files(split, splits[split], index, count)
+            for split in ("train", "validation")
         )
         eval_lengths = splits["validation"].shard_lengths
         # Every process runs the same number of eval steps: enough for the largest share.
@@ -297,7 +240,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     (bn_repro/config_checks.py calls it)."""
     preprocessing.check_settings(config.distortion_strength, config.input_range, config.eval_crop)
     batch_sizes = {"batch_size": config.batch_size, "eval_batch_size": config.eval_batch_size}
-    _check_settings(
+    imagenet_setup.check_settings(
         config.shuffle_buffer,
         config.interleave_cycle,
         config.label_offset,

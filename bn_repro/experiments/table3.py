@@ -20,7 +20,7 @@ from bn_repro.experiments.table2_runs import run_name
 
 MEMBERS = tuple(range(len(ensemble_member.MEMBERS)))
 PLAIN_SEEDS = (0, 1, 2, 3, 4, 5)
-CROPS = ("center", "144")  # evaluate.CROPS: "144" is 48 distinct views on square images
+CROPS = ("center", "144")  # prediction.CROPS: "144" is 48 distinct views on square images
 PAPER = {"single": 25.2, "multicrop": 21.99, "ensemble": 20.1}  # top-1 error, %
 SIGNIFICANCE = 0.05
 
@@ -56,9 +56,9 @@ def predictions(workdir: Path, crops: str) -> tuple[np.ndarray, np.ndarray]:
     """(log class probabilities, labels) of the run's last checkpoint, cached."""
     cache = workdir / "eval" / f"table3_{crops}.npz"
     if not cache.exists():
-        from bn_repro import evaluate  # JAX and the model only when something is missing
+        from bn_repro import prediction  # JAX and the model only when something is missing
 
-        found = evaluate.predict_run(workdir, crops=crops)
+        found = prediction.predict_run(workdir, crops=crops)
         cache.parent.mkdir(exist_ok=True)
         np.savez(cache, log_probs=found.log_probs, labels=found.labels)
     saved = np.load(cache)

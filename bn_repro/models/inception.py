@@ -2,8 +2,9 @@
 
 The ten inception modules are the rows of `FIGURE_5`, copied from the paper's table;
 one builder, `InceptionModule`, turns a row into layers. Every "convolution" of the
-table is a `ConvLayer`: z = g(BN(W ∗ u)) with BN (the bias is dropped, β takes its
-role) or z = g(W ∗ u + b) without. g is ReLU, or the sigmoid for BN-x5-Sigmoid.
+table is a `ConvLayer` (bn_repro/models/conv_layer.py): z = g(BN(W ∗ u)) with BN (the
+bias is dropped, β takes its role) or z = g(W ∗ u + b) without. g is ReLU, or the
+sigmoid for BN-x5-Sigmoid.
 
 Network (``stem="imagenet"``, 224×224 input; "Res" is the output resolution):
 
@@ -60,7 +61,8 @@ Options: the config keys of bn_repro/models/inception_config.py.
 
 On CPU, every convolution is computed as a 2-D matrix product (im2col): the same
 sums, in the form XLA's CPU backend runs fast, also inside the trainer's step loop
-(bn_repro/models/conv.py; `LayerOptions.cpu_matmuls` is the one switch).
+(bn_repro/models/conv.py; `LayerOptions.cpu_matmuls` of bn_repro/models/conv_layer.py
+is the one switch).
 
 [1] GoogLeNet's local response normalization: bn_repro/models/lrn.py.
 """
@@ -72,10 +74,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from bn_repro.batch_norm import DEFAULT_EPSILON, DEFAULT_MOMENTUM, BatchNorm
 from bn_repro.models import geometry
-from bn_repro.models.activations import Nonlinearity
-from bn_repro.models.conv import Conv
+from bn_repro.models.conv_layer import ConvLayer, LayerOptions
 from bn_repro.models.lrn import LocalResponseNorm
 
 PASS_THROUGH = None  # pool branch concatenated without a projection (3c, 4e)
@@ -120,90 +120,6 @@ STEMS = ("imagenet", "small")
 FIRST_CONVS = ("separable", "plain")
 POOL_PROJ_4CD_CHOICES = (96, 128)
 SEPARABLE_DEPTH_MULTIPLIER = 8
-
-# Per-activation BN: statistics, γ and β for every (height, width, channel).
-PER_ACTIVATION_AXES = (-3, -2, -1)
-PER_FEATURE_MAP_AXES = (-1,)
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerOptions:
-    """What every convolution layer of one network shares."""
-
-    norm: str = "batch"
-    activation: str = "relu"
-    bn_epsilon: float = DEFAULT_EPSILON
-    bn_momentum: float = DEFAULT_MOMENTUM
-    bn_group_size: int | None = None
-    conv_init_scale: float = 1.0
-    # Variants of the published weights (module docstring); the defaults are Figure 5's.
-    bn_scale: bool = True
-    conv_bias_with_bn: bool = False
-    padding: str = "same"
-    # The platform switch of bn_repro/models/conv.py; `create` sets it for the backend.
-    cpu_matmuls: bool = False
-    dtype: jnp.dtype = jnp.float32  # compute dtype (bn_repro/models/precision.py)
-
-
-class ConvLayer(nn.Module):
-    """One "convolution" of Figure 5: z = g(BN(W ∗ u)), or g(W ∗ u + b) without BN.
-
-    ``depth_multiplier > 0`` makes it separable: a depthwise convolution with that
-    many maps per input channel, then a 1×1 convolution to ``features``.
-    ``batch_norm=False`` leaves out BN in a BN network (TF-slim's first layer).
-    """
-
-    features: int
-    kernel_size: int
-    options: LayerOptions
-    stride: int = 1
-    depth_multiplier: int = 0
-    per_activation_bn: bool = False
-    batch_norm: bool = True
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        opts = self.options
-        use_bn = opts.norm == "batch" and self.batch_norm
-        use_bias = not use_bn or opts.conv_bias_with_bn
-        # Matrix products only where they help: in training (see bn_repro/models/conv.py).
-        conv = functools.partial(
-            Conv,
-            init_scale=opts.conv_init_scale,
-            cpu_matmuls=opts.cpu_matmuls and train,
-            padding=opts.padding,
-            dtype=opts.dtype,
-        )
-        if self.depth_multiplier:
-            channels = x.shape[-1]
-            x = conv(
-                channels * self.depth_multiplier,
-                self.kernel_size,
-                stride=self.stride,
-                feature_group_count=channels,
-                use_bias=False,
-                name="depthwise",
-            )(x)
-            x = conv(self.features, 1, use_bias=use_bias, name="pointwise")(x)
-        else:
-            x = conv(
-                self.features,
-                self.kernel_size,
-                stride=self.stride,
-                use_bias=use_bias,
-                name="conv",
-            )(x)
-        if use_bn:
-            axes = PER_ACTIVATION_AXES if self.per_activation_bn else PER_FEATURE_MAP_AXES
-            x = BatchNorm(
-                use_running_average=not train,
-                momentum=opts.bn_momentum,
-                epsilon=opts.bn_epsilon,
-                group_size=opts.bn_group_size,
-                feature_axes=axes,
-                use_scale=opts.bn_scale,
-            )(x)
-        return Nonlinearity(opts.activation)(x)
 
 
 class InceptionModule(nn.Module):

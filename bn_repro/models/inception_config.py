@@ -39,13 +39,13 @@ from bn_repro import platforms
 from bn_repro.config_checks import check_choice
 from bn_repro.models import geometry
 from bn_repro.models.activations import ACTIVATIONS
+from bn_repro.models.conv_layer import LayerOptions
 from bn_repro.models.inception import (
     FIRST_CONVS,
     NORMS,
     POOL_PROJ_4CD_CHOICES,
     STEMS,
     BNInception,
-    LayerOptions,
 )
 from bn_repro.models.precision import compute_dtype
 
