@@ -217,7 +217,7 @@ def test_impossible_crop_falls_back_to_the_central_crop():
 
 def test_resize_shorter_crop_is_torchvision_resize_256_then_center_crop():
     jpeg = tf.constant(jpeg_bytes(np.random.default_rng(2), 300, 400))
-    image = tf.io.decodejpeg_bytes(jpeg, channels=3)
+    image = tf.io.decode_jpeg(jpeg, channels=3)
     # Resize(256): 300×400 → 256×341 (⌊400·256/300⌋); CenterCrop(224): top
     # round(32/2) = 16, left round(117/2) = 58 (Python rounds half to even).
     resized = tf.image.resize(image, [256, 341], method="bilinear").numpy()
