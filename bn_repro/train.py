@@ -62,7 +62,8 @@ class Trainer:
                 f"batch_size={config.batch_size} is not divisible by the {num_devices} "
                 f"devices; use a multiple of {num_devices}."
             )
-        self.platform = platform or platforms.platform_of(devices)
+        devices_platform = platforms.platform_of(devices)  # where initialisation runs
+        self.platform = platform or devices_platform
         self.num_devices = num_devices
         layout = compiled_steps.data_layout(devices)
         self.mesh, self.replicated = layout.mesh, layout.replicated
@@ -70,9 +71,7 @@ class Trainer:
 
         self.model = models.create_model(config, self.platform)
         self.learning_rate_fn = schedule.create_learning_rate_fn(config)
-        variables = initial_variables(
-            self.model, config, dataset.image_shape, platforms.platform_of(devices)
-        )
+        variables = initial_variables(self.model, config, dataset.image_shape, devices_platform)
         self.state = jax.device_put(
             create_train_state(self.model, config, variables, self.learning_rate_fn),
             self.replicated,

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from bn_repro import compiled_steps, cpu_compiler_options, models, platforms, schedule
+from bn_repro import aot, cpu_compiler_options, models, platforms
 from bn_repro.configs import small_table2
 from bn_repro.models import summary
 from tests.helpers import small_mnist_config
@@ -26,18 +26,15 @@ def _config(**overrides):
 
 
 def _lowered(config, platform: str):
-    """The trainer's jitted steps for ``platform``, lowered with abstract inputs."""
-    layout = compiled_steps.data_layout(jax.devices())
-    shape = summary.input_shape(config)
-    model = models.create_model(config, platform)
-    learning_rate_fn = schedule.create_learning_rate_fn(config)
-    train_loop, eval_step = compiled_steps.jit_steps(config, layout, platform, learning_rate_fn)
-    state = compiled_steps.abstract_state(model, config, shape, learning_rate_fn, layout.replicated)
-    train_batch, eval_batch = compiled_steps.batch_specs(config, shape, jnp.uint8, layout)
+    """The trainer's jitted steps for ``platform``, lowered with abstract inputs
+    (bn_repro/aot.py, as scripts/aot_compile.py builds them), and the number of
+    convolution layers: one 4-D kernel each in the parameters."""
+    train, evaluation = aot.abstract_steps(config, jax.devices(), platform, jnp.uint8)
     targets = (platform,)
-    train_text = train_loop.trace(state, train_batch).lower(lowering_platforms=targets).as_text()
-    eval_text = eval_step.trace(state, eval_batch).lower(lowering_platforms=targets).as_text()
-    convs = sum(leaf.ndim == 4 for leaf in jax.tree.leaves(state.params))
+    train_text = train.lower(lowering_platforms=targets).as_text()
+    eval_text = evaluation.lower(lowering_platforms=targets).as_text()
+    variables = summary.abstract_variables(models.create_model(config), summary.input_shape(config))
+    convs = sum(leaf.ndim == 4 for leaf in jax.tree.leaves(variables["params"]))
     return train_text, eval_text, convs
 
 
