@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from bn_repro import compiled_steps, models, perf, schedule
@@ -93,7 +92,7 @@ def collectives(hlo_text: str) -> dict[str, Collective]:
 
 
 def abstract_steps(
-    config: ml_collections.ConfigDict, devices: list[jax.Device], platform: str, image_dtype: Any
+    config: ml_collections.ConfigDict, devices: list[jax.Device], platform: str
 ) -> tuple[Any, Any]:
     """The trainer's training step (one step per call) and evaluation step, traced
     with abstract inputs on a mesh of ``devices`` for ``platform``."""
@@ -103,7 +102,7 @@ def abstract_steps(
     train_loop, eval_step = compiled_steps.jit_steps(config, layout, platform, learning_rate_fn)
     model = models.create_model(config, platform)
     state = compiled_steps.abstract_state(model, config, shape, learning_rate_fn, layout.replicated)
-    train_batch, eval_batch = compiled_steps.batch_specs(config, shape, image_dtype, layout)
+    train_batch, eval_batch = compiled_steps.batch_specs(config, shape, layout)
     return train_loop.trace(state, train_batch), eval_step.trace(state, eval_batch)
 
 
@@ -133,8 +132,3 @@ def compiled_figures(compiled: Any, devices: list[jax.Device], images: int) -> d
         per_chip["balance_flops_per_byte"] = peak / bandwidth
     per_chip["device_kind"] = device.device_kind
     return per_chip
-
-
-def image_dtype_of(config: ml_collections.ConfigDict) -> Any:
-    """What the input pipeline sends: float32 for ImageNet, uint8 for the small sets."""
-    return jnp.float32 if config.dataset == "imagenet2012" else jnp.uint8

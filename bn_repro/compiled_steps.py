@@ -22,7 +22,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from bn_repro import cpu_compiler_options, platforms
-from bn_repro.data import distortions
+from bn_repro.data import distortions, pixels
 from bn_repro.steps import Batch, eval_step, train_loop
 from bn_repro.train_state import TrainState, create_train_state, initial_variables
 
@@ -59,10 +59,12 @@ def jit_steps(
     step, traced under ``config.matmul_precision`` and compiled with the options of a
     ``platform`` target (bn_repro/cpu_compiler_options.py)."""
     options = cpu_compiler_options.for_steps(config, platform)
+    input_range = pixels.input_range_of(config)
     loop = functools.partial(
         train_loop,
         learning_rate_fn=learning_rate_fn,
         dropout_key=jax.random.key(config.seed + 1),
+        input_range=input_range,
         distort=distortions.from_config(config),
     )
     jitted_loop = platforms.jit(
@@ -74,7 +76,10 @@ def jit_steps(
         compiler_options=options,
     )
     jitted_eval = platforms.jit(
-        eval_step, config, out_shardings=layout.replicated, compiler_options=options
+        functools.partial(eval_step, input_range=input_range),
+        config,
+        out_shardings=layout.replicated,
+        compiler_options=options,
     )
     return jitted_loop, jitted_eval
 
@@ -101,23 +106,23 @@ def abstract_state(
 def batch_specs(
     config: ml_collections.ConfigDict,
     image_shape: tuple[int, ...],
-    image_dtype: jnp.dtype,
     layout: Layout,
     steps: int = 1,
 ) -> tuple[Batch, Batch]:
     """Abstract inputs of the training loop (``steps`` stacked batches) and of the
-    evaluation step (one batch of ``config.eval_batch_size``)."""
+    evaluation step (one batch of ``config.eval_batch_size``), the images uint8 as
+    every dataset sends them (bn_repro/data/pixels.py)."""
 
     def spec(shape: tuple, dtype: jnp.dtype, sharding: NamedSharding) -> jax.ShapeDtypeStruct:
         return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
 
     stack, eval_size = (steps, config.batch_size), (config.eval_batch_size,)
     train = {
-        "image": spec((*stack, *image_shape), image_dtype, layout.stacked_batch),
+        "image": spec((*stack, *image_shape), pixels.HOST_DTYPE, layout.stacked_batch),
         "label": spec(stack, jnp.int32, layout.stacked_batch),
     }
     evaluation = {
-        "image": spec((*eval_size, *image_shape), image_dtype, layout.batch),
+        "image": spec((*eval_size, *image_shape), pixels.HOST_DTYPE, layout.batch),
         "label": spec(eval_size, jnp.int32, layout.batch),
         "mask": spec(eval_size, jnp.bool_, layout.batch),
     }

@@ -36,7 +36,7 @@ def _enumerated_keys() -> dict[str, tuple]:
     Imported here, not at the top: those modules import `check_choice` from this one.
     """
     from bn_repro import data, models, platforms, schedule, train_state
-    from bn_repro.data import distortions, in_memory
+    from bn_repro.data import distortions, in_memory, pixels
     from bn_repro.models import geometry, inception, precision
     from bn_repro.models.activations import ACTIVATIONS
 
@@ -55,6 +55,7 @@ def _enumerated_keys() -> dict[str, tuple]:
         "padding": geometry.PADDINGS,
         "distortions": distortions.KINDS,
         "shuffle": in_memory.SHUFFLES,
+        "input_range": pixels.INPUT_RANGES,
         "conv_impl": platforms.CONV_IMPLS,
         "matmul_precision": platforms.MATMUL_PRECISIONS,
     }

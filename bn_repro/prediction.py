@@ -9,6 +9,7 @@ and writes them; bn_repro/ensemble.py averages several runs'.
 """
 
 import dataclasses
+import functools
 import itertools
 import sys
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ import numpy as np  # noqa: E402
 from bn_repro import checkpointing, data, platforms, train  # noqa: E402
 from bn_repro.batch_norm import BATCH_STATS, population_statistics  # noqa: E402
 from bn_repro.console import say  # noqa: E402
-from bn_repro.data import multicrop  # noqa: E402
+from bn_repro.data import multicrop, pixels  # noqa: E402
 
 BN_STATS = ("ema", "population")
 CROPS = ("center", "144")
@@ -114,13 +115,15 @@ def with_population_statistics(
     return state.replace(batch_stats=jax.device_put(stats, trainer.replicated))
 
 
-def _log_probabilities(state: train.TrainState, batch: Batch) -> dict[str, jax.Array]:
+def _log_probabilities(
+    state: train.TrainState, batch: Batch, input_range: str
+) -> dict[str, jax.Array]:
     """log of the class probabilities averaged over each image's crops (axis 1)."""
     images = batch["image"]
     images_per_batch, crops = images.shape[:2]
     logits = state.apply_fn(
         {"params": state.params, BATCH_STATS: state.batch_stats},
-        train.to_model_input(images.reshape((-1, *images.shape[2:]))),
+        pixels.to_model_input(images.reshape((-1, *images.shape[2:])), input_range),
         train=False,
     )
     log_probs = jax.nn.log_softmax(logits.astype(jnp.float32)).reshape(images_per_batch, crops, -1)
@@ -136,7 +139,11 @@ def predict(
 
     Each batch's 'image' is (images, crops, H, W, C).
     """
-    step = platforms.jit(_log_probabilities, trainer.config, out_shardings=trainer.replicated)
+    step = platforms.jit(
+        functools.partial(_log_probabilities, input_range=pixels.input_range_of(trainer.config)),
+        trainer.config,
+        out_shardings=trainer.replicated,
+    )
     log_probs, labels = [], []
     for host_batch in batches:
         out = jax.device_get(step(state, trainer.to_device(host_batch)))

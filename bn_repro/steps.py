@@ -13,18 +13,12 @@ import optax
 from flax import traverse_util
 
 from bn_repro.batch_norm import BATCH_STATS
+from bn_repro.data.pixels import to_model_input
 from bn_repro.train_state import TrainState, kernel_norm
 
 Batch = dict[str, Any]
 # Training distortions applied on the device: (images in [0, 1], step) → images.
 Distortion = Callable[[jax.Array, jax.Array], jax.Array]
-
-
-def to_model_input(images: jax.Array) -> jax.Array:
-    """uint8 pixels are scaled to [0, 1] on the device; float images pass unchanged."""
-    if images.dtype == jnp.uint8:
-        return images.astype(jnp.float32) / 255.0
-    return images
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -36,10 +30,12 @@ def train_step(
     batch: Batch,
     learning_rate_fn: optax.Schedule,
     dropout_key: jax.Array,
+    input_range: str,
     distort: Distortion | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One SGD step on one global batch; BN uses (and updates) batch statistics."""
-    images = to_model_input(batch["image"])
+    """One SGD step on one global batch; BN uses (and updates) batch statistics.
+    The pixels become ``input_range`` (bn_repro/data/pixels.py) on the device."""
+    images = to_model_input(batch["image"], input_range)
     if distort is not None:
         images = distort(images, state.step)
 
@@ -78,7 +74,7 @@ def train_loop(
     state: TrainState, batches: Batch, **step_options: Any
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """Runs one step per leading-axis entry of ``batches``; returns per-step metrics.
-    ``step_options``: `train_step`'s (learning_rate_fn, dropout_key, distort).
+    ``step_options``: `train_step`'s (learning_rate_fn, dropout_key, input_range, distort).
 
     ``metrics["state_finite"]`` says whether the parameters are still finite at the end
     (a finite loss can still come with an infinite gradient).
@@ -98,11 +94,11 @@ def train_loop(
     return state, metrics
 
 
-def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
+def eval_step(state: TrainState, batch: Batch, input_range: str) -> dict[str, jax.Array]:
     """Deterministic inference with ``batch_stats``: masked sums and sown probes."""
     logits, sown = state.apply_fn(
         {"params": state.params, BATCH_STATS: state.batch_stats},
-        to_model_input(batch["image"]),
+        to_model_input(batch["image"], input_range),
         train=False,
         mutable=["intermediates"],
     )

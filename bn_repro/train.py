@@ -32,11 +32,12 @@ from bn_repro import (
 )
 from bn_repro.batch_norm import BATCH_MOMENTS, BATCH_STATS
 from bn_repro.console import say
+from bn_repro.data import pixels
 from bn_repro.divergence import check_finite
 from bn_repro.preemption import StopRequest
 from bn_repro.profiling import Profiler
 from bn_repro.step_chunks import Chunk
-from bn_repro.steps import Batch, to_model_input
+from bn_repro.steps import Batch
 from bn_repro.train_state import TrainState, create_train_state, initial_variables
 
 PERCENTILES = (15, 50, 85)
@@ -112,7 +113,7 @@ class Trainer:
         def moments(state: TrainState, batch: Batch) -> Any:
             _, collections = state.apply_fn(
                 {"params": state.params, BATCH_STATS: state.batch_stats},
-                to_model_input(batch["image"]),
+                pixels.to_model_input(batch["image"], pixels.input_range_of(self.config)),
                 train=True,
                 mutable=[BATCH_MOMENTS],
                 rngs={"dropout": jax.random.key(0)},

@@ -116,7 +116,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.distortion_strength = 1.0
     config.shuffle_buffer = 0
     config.interleave_cycle = 16
-    # What the model's weights expect (configs/pretrained_*.py change them).
+    # What the model's weights expect (configs/pretrained_*.py change them); the
+    # step maps the uint8 pixels to input_range on the device (bn_repro/data/pixels.py).
     config.input_range = "minus_one_one"  # RGB in [-1, 1]; or "caffe_bgr"
     config.eval_crop = "central_fraction"  # central 87.5%; or "resize_shorter"
     config.label_offset = 0  # 1: class 0 is TF-slim's "background"

@@ -62,9 +62,7 @@ def _lower_for_cuda(config) -> None:
             f"--num_devices={FLAGS.num_devices} but {len(devices)} CPU devices; set "
             f"XLA_FLAGS=--xla_force_host_platform_device_count={FLAGS.num_devices}."
         )
-    steps = aot.abstract_steps(
-        config, devices[: FLAGS.num_devices], "cuda", aot.image_dtype_of(config)
-    )
+    steps = aot.abstract_steps(config, devices[: FLAGS.num_devices], "cuda")
     for name, traced in zip(("train step", "eval step"), steps, strict=True):
         text = traced.lower(lowering_platforms=("cuda",)).as_text()
         convs = len(re.findall(r"= stablehlo\.convolution\b", text))
@@ -88,7 +86,7 @@ def main(argv: list[str]) -> None:
         f"{len(devices)} x {devices[0].device_kind} ({FLAGS.topology}), global batch "
         f"{config.batch_size}, dtype={config.dtype}, matmul_precision={config.matmul_precision}"
     )
-    train, evaluation = aot.abstract_steps(config, devices, "tpu", aot.image_dtype_of(config))
+    train, evaluation = aot.abstract_steps(config, devices, "tpu")
     start = time.perf_counter()
     compiled = train.lower().compile()
     print(f"train step compiled in {time.perf_counter() - start:.0f} s")

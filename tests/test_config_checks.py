@@ -46,7 +46,7 @@ def test_every_enumerated_key_names_its_choices(key, value, choices):
         (
             "input_range",
             "bgr",
-            _choice_message("input_range", "bgr", ["minus_one_one", "caffe_bgr"]),
+            _choice_message("input_range", "bgr", ["zero_one", "minus_one_one", "caffe_bgr"]),
         ),
         (
             "eval_crop",

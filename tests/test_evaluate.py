@@ -134,7 +134,8 @@ def test_144_crop_batches_average_probabilities(bn_run):
     """One batch: the log of the mean over crops of each crop's softmax, in numpy."""
     config, dataset, trainer, state = bn_run
     batch = next(multicrop.eval_batches(dataset, config.image_size, images_per_batch=8))
-    out = jax.device_get(jax.jit(prediction._log_probabilities)(state, trainer.to_device(batch)))
+    log_probabilities = jax.jit(prediction._log_probabilities, static_argnames="input_range")
+    out = jax.device_get(log_probabilities(state, trainer.to_device(batch), "zero_one"))
     crops = batch["image"].reshape(-1, 28, 28, 1)
     logits = np.asarray(
         state.apply_fn({"params": state.params, "batch_stats": state.batch_stats}, crops, False),

@@ -9,7 +9,6 @@ should get is the one XLA runs fast there (bn_repro/models/conv.py).
 import re
 
 import jax
-import jax.numpy as jnp
 import pytest
 
 from bn_repro import aot, cpu_compiler_options, models, platforms
@@ -29,7 +28,7 @@ def _lowered(config, platform: str):
     """The trainer's jitted steps for ``platform``, lowered with abstract inputs
     (bn_repro/aot.py, as scripts/aot_compile.py builds them), and the number of
     convolution layers: one 4-D kernel each in the parameters."""
-    train, evaluation = aot.abstract_steps(config, jax.devices(), platform, jnp.uint8)
+    train, evaluation = aot.abstract_steps(config, jax.devices(), platform)
     targets = (platform,)
     train_text = train.lower(lowering_platforms=targets).as_text()
     eval_text = evaluation.lower(lowering_platforms=targets).as_text()

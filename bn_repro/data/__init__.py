@@ -4,9 +4,10 @@ A dataset exposes ``num_classes``, ``image_shape``, ``num_train``, ``num_eval`` 
 two iterators of numpy batches (this process's share of each global batch):
 ``train_batches(start_step)`` yields {'image', 'label'} forever from that step on,
 ``eval_batches()`` yields {'image', 'label', 'mask'} over the whole evaluation split
-once, the padding masked out. Images are uint8 (scaled to [0, 1] on the device) or
-already-normalised float32. A training batch may also carry ``skipped_images``: how
-many unreadable images the dataset dropped to fill it (logged, not trained on).
+once, the padding masked out. Images are uint8, mapped to the model's input range
+on the device (bn_repro/data/pixels.py). A training batch may also carry
+``skipped_images``: how many unreadable images the dataset dropped to fill it
+(logged, not trained on).
 """
 
 from collections.abc import Callable

@@ -5,9 +5,10 @@ point ``config.data_dir`` at the TFDS data directory (empty: TFDS's default). Wh
 files a process reads, and the checks of the settings, are
 bn_repro/data/imagenet_setup.py's.
 
-Each image goes through `bn_repro.data.inception_preprocessing` (the crops and
-distortions, ``input_range`` and ``eval_crop``). All of the validation split is
-evaluated, the last batch padded and masked, so every image counts exactly once;
+Each image goes through `bn_repro.data.inception_preprocessing` (the crops,
+distortions and ``eval_crop``) and is sent as uint8 pixels (bn_repro/data/pixels.py
+maps them to the config's ``input_range`` on the device). All of the validation
+split is evaluated, the last batch padded and masked, so every image counts once;
 `ImageNet.map_eval` runs that pipeline with another per-image function (the 144
 crops of `bn_repro.data.multicrop`). ``label_offset`` (configs/pretrained_*.py) is 1
 for TF-slim's 1001 classes, whose class 0 is "background": label l of the 1000
@@ -87,18 +88,17 @@ class ImageNet:
         interleave_cycle: int,
         process_index: int | None = None,
         process_count: int | None = None,
-        input_range: str = "minus_one_one",
         eval_crop: str = "central_fraction",
         label_offset: int = 0,
     ):
-        preprocessing.check_settings(distortion_strength, input_range, eval_crop)
+        preprocessing.check_settings(distortion_strength, eval_crop)
         index = jax.process_index() if process_index is None else process_index
         count = jax.process_count() if process_count is None else process_count
         batch_sizes = {"batch_size": batch_size, "eval_batch_size": eval_batch_size}
         imagenet_setup.check_settings(
             shuffle_buffer, interleave_cycle, label_offset, batch_sizes, count
         )
-        self.input_range, self.eval_crop, self.label_offset = input_range, eval_crop, label_offset
+        self.eval_crop, self.label_offset = eval_crop, label_offset
         self.num_classes = NUM_CLASSES + label_offset
         splits = imagenet_setup.load_builder(data_dir).info.splits
         self.num_train = splits["train"].num_examples
@@ -166,7 +166,6 @@ class ImageNet:
             image = preprocessing.train_preprocess(
                 jpeg, seed, self.image_size, self.distortion_strength
             )
-            image = preprocessing.to_input_range(image, self.input_range)
             return {"image": image, "label": label, "position": position}
 
         dataset = (
@@ -177,7 +176,7 @@ class ImageNet:
             # than ending a run of millions of steps.
             .ignore_errors(log_warning=True)
             .batch(self.local_batch_size, drop_remainder=True)
-            # Two batches ahead: a 1600-image float32 batch is about 1 GB.
+            # Two batches ahead: a 1600-image batch is 241 MB.
             .prefetch(2)
             .with_options(_options())
         )
@@ -202,8 +201,8 @@ class ImageNet:
         image_shape: tuple[int, ...],
         images_per_batch: int,
     ) -> Iterator[Batch]:
-        """`eval_batches` with ``preprocess`` (encoded JPEG → [-1, 1] RGB float32 of
-        ``image_shape``, then mapped to ``input_range``) in place of the central crop:
+        """`eval_batches` with ``preprocess`` (encoded JPEG → uint8 RGB of
+        ``image_shape``) in place of the central crop:
         the same labels, zero-image padding and mask, in batches of ``images_per_batch``
         (a divisor of ``local_eval_batch_size``, so the padding fills whole batches).
         """
@@ -215,12 +214,11 @@ class ImageNet:
 
         def example(record: tf.Tensor) -> dict[str, tf.Tensor]:
             jpeg, label = self.parse(record)
-            image = preprocessing.to_input_range(preprocess(jpeg), self.input_range)
-            return {"image": image, "label": label, "mask": tf.constant(True)}
+            return {"image": preprocess(jpeg), "label": label, "mask": tf.constant(True)}
 
         padding = self.num_eval_batches * self.local_eval_batch_size - self._eval.num_examples
         blank = {
-            "image": tf.zeros(image_shape, tf.float32),
+            "image": tf.zeros(image_shape, tf.uint8),
             "label": tf.constant(0, tf.int32),
             "mask": tf.constant(False),
         }
@@ -238,7 +236,7 @@ class ImageNet:
 def check_config(config: ml_collections.ConfigDict) -> None:
     """The checks `ImageNet` makes of ``config``'s values, before anything is read
     (bn_repro/config_checks.py calls it)."""
-    preprocessing.check_settings(config.distortion_strength, config.input_range, config.eval_crop)
+    preprocessing.check_settings(config.distortion_strength, config.eval_crop)
     batch_sizes = {"batch_size": config.batch_size, "eval_batch_size": config.eval_batch_size}
     imagenet_setup.check_settings(
         config.shuffle_buffer,
@@ -252,7 +250,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 # The config keys `ImageNet` takes, under the same names.
 _KEYS = (
     "data_dir", "image_size", "batch_size", "eval_batch_size", "seed", "distortion_strength",
-    "shuffle_buffer", "interleave_cycle", "input_range", "eval_crop", "label_offset",
+    "shuffle_buffer", "interleave_cycle", "eval_crop", "label_offset",
 )  # fmt: skip
 
 

@@ -1,8 +1,9 @@
 """Inception preprocessing of ImageNet photos: the crops, flips and colour distortions.
 
 Functions of an encoded JPEG (and, for training, a stateless random ``seed``) to a
-float32 image; no file I/O and no state. `bn_repro.data.imagenet` maps them over its
-records.
+uint8 image, the form every dataset sends to the device (bn_repro/data/pixels.py
+maps it to the model's ``input_range`` there); no file I/O and no state.
+`bn_repro.data.imagenet` maps them over its records.
 
 Training examples (`train_preprocess`), as in GoogLeNet and TF-slim's Inception
 preprocessing: a random crop covering 8-100% of the image area with aspect ratio
@@ -10,22 +11,16 @@ preprocessing: a random crop covering 8-100% of the image area with aspect ratio
 crop window is decoded; resized to ``image_size`` (bilinear), flipped left-right
 with probability 1/2, then brightness, saturation, hue and contrast distortions with
 TF-slim's ranges scaled by ``distortion_strength`` (1: TF-slim's ranges, 0: none),
-applied together as one affine colour map (`_distort_and_scale`); finally clipped
-and scaled to [-1, 1] as float32.
+applied together as one affine colour map (`_distort`); finally clipped to [0, 255]
+and rounded to uint8.
 
 Evaluation examples (`eval_preprocess`): TF-slim's central crop, 87.5% of the height
 and of the width, resized to ``image_size``.
 
-Two of the keys for published weights (configs/pretrained_*.py; the third,
-``label_offset``, is the dataset's):
-
-* ``input_range``: "minus_one_one" (RGB in [-1, 1], TF-slim's and our default) or
-  "caffe_bgr" (BGR in [0, 255] minus the channel means [104, 117, 128]: the Caffe
-  model of pretrainedmodels). Every path makes [-1, 1] RGB first, then
-  `to_input_range` maps it, so training, evaluation and 144 crops agree.
-* ``eval_crop``: "central_fraction" (above) or "resize_shorter": the shorter side
-  resized to ⌊image_size / 0.875⌋ (256 at 224), then the central image_size square
-  (pretrainedmodels' TransformImage, with which its accuracies were measured).
+One of the keys for published weights (configs/pretrained_*.py), ``eval_crop``:
+"central_fraction" (above) or "resize_shorter": the shorter side resized to
+⌊image_size / 0.875⌋ (256 at 224), then the central image_size square
+(pretrainedmodels' TransformImage, with which its accuracies were measured).
 """
 
 import math
@@ -39,9 +34,7 @@ CROP_AREA_RANGE = (0.08, 1.0)  # GoogLeNet: "sizes distributed evenly between 8%
 CROP_ASPECT_RANGE = (3 / 4, 4 / 3)
 CROP_ATTEMPTS = 10
 EVAL_CROP_FRACTION = 0.875
-INPUT_RANGES = ("minus_one_one", "caffe_bgr")
 EVAL_CROPS = ("central_fraction", "resize_shorter")
-CAFFE_BGR_MEAN = (104.0, 117.0, 128.0)  # pretrainedmodels' bninception settings
 # TF-slim's distort_color ranges at strength 1: brightness ±32/255, saturation and
 # contrast ×[0.5, 1.5], hue ±0.2.
 BRIGHTNESS_DELTA = 32 / 255
@@ -64,15 +57,14 @@ _KEEP_CHROMA = _rgb_map(np.diag([0.0, 1.0, 1.0]))
 _TURN_CHROMA = _rgb_map(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]))
 
 
-def check_settings(distortion_strength: float, input_range: str, eval_crop: str) -> None:
-    """Raises ValueError for a distortion strength, input range or eval crop not above."""
+def check_settings(distortion_strength: float, eval_crop: str) -> None:
+    """Raises ValueError for a distortion strength or eval crop not above."""
     if not 0 <= distortion_strength <= MAX_DISTORTION_STRENGTH:
         raise ValueError(
             f"distortion_strength={distortion_strength} must be in "
             f"[0, {MAX_DISTORTION_STRENGTH}] (1: TF-slim's ranges, 0: no distortions); set "
             "--config.distortion_strength within it."
         )
-    check_choice("input_range", input_range, INPUT_RANGES)
     check_choice("eval_crop", eval_crop, EVAL_CROPS)
 
 
@@ -93,12 +85,12 @@ def _color_matrix(saturation: tf.Tensor, hue_turn: tf.Tensor) -> tf.Tensor:
     )
 
 
-def _distort_and_scale(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
-    """Photometric distortions of a [0, 255] image, then scaling to [-1, 1].
+def _distort(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf.Tensor:
+    """Photometric distortions of a [0, 255] float image, clipped to [0, 255].
 
     Brightness, saturation, hue and contrast are drawn from TF-slim's ranges times
     ``strength`` and applied as one affine colour map,
-        q = clip(C · (c · (p − p̄) + p̄) + b),   p in [0, 1], p̄ its mean value,
+        q = clip(C · (c · (p − p̄) + p̄) + 255 b),   p̄ the image's mean value,
     C the saturation/hue matrix, c the contrast factor, b the brightness shift. C
     keeps grey grey, so brightness and contrast commute with it. TF's own
     adjust_saturation/adjust_hue convert every pixel to HSV and back; this map is one
@@ -109,18 +101,22 @@ def _distort_and_scale(image: tf.Tensor, seed: tf.Tensor, strength: float) -> tf
     brightness = BRIGHTNESS_DELTA * u[0]
     color = _color_matrix(1 + SATURATION_RANGE * u[1], HUE_DELTA * u[2])
     contrast = 1 + CONTRAST_RANGE * u[3]
-    # Folded into one matrix product and one scalar shift, in output units [-1, 1].
-    mean = tf.reduce_mean(image) / 255.0
-    matrix = tf.transpose(color) * (2 * contrast / 255.0)
-    shift = 2 * ((1 - contrast) * mean + brightness) - 1
+    # Folded into one matrix product and one scalar shift.
+    matrix = tf.transpose(color) * contrast
+    shift = (1 - contrast) * tf.reduce_mean(image) + 255.0 * brightness
     pixels = tf.reshape(image, [-1, 3]) @ matrix + shift
-    return tf.clip_by_value(tf.reshape(pixels, tf.shape(image)), -1.0, 1.0)
+    return tf.clip_by_value(tf.reshape(pixels, tf.shape(image)), 0.0, 255.0)
+
+
+def _to_uint8(image: tf.Tensor) -> tf.Tensor:
+    """A [0, 255] float image rounded to the uint8 pixels sent to the device."""
+    return tf.cast(tf.round(image), tf.uint8)
 
 
 def train_preprocess(
     jpeg: tf.Tensor, seed: tf.Tensor, image_size: int, distortion_strength: float
 ) -> tf.Tensor:
-    """Encoded JPEG → (image_size, image_size, 3) float32 in [-1, 1], random from ``seed``."""
+    """Encoded JPEG → (image_size, image_size, 3) uint8, random from ``seed``."""
     seeds = tf.random.experimental.stateless_split(seed, 3)
     shape = tf.image.extract_jpeg_shape(jpeg)
     begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
@@ -141,14 +137,14 @@ def train_preprocess(
     image = tf.image.resize(image, [image_size, image_size], method="bilinear")
     image = tf.image.stateless_random_flip_left_right(image, seeds[1])
     if distortion_strength > 0:
-        return _distort_and_scale(image, seeds[2], distortion_strength)
-    return image * (2 / 255.0) - 1.0
+        image = _distort(image, seeds[2], distortion_strength)
+    return _to_uint8(image)
 
 
 def eval_preprocess(
     jpeg: tf.Tensor, image_size: int, eval_crop: str = "central_fraction"
 ) -> tf.Tensor:
-    """Encoded JPEG → its central crop as (image_size, image_size, 3) float32 in [-1, 1]."""
+    """Encoded JPEG → its central crop as (image_size, image_size, 3) uint8."""
     if eval_crop == "resize_shorter":
         image = tf.io.decode_jpeg(jpeg, channels=3)
         shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -158,16 +154,9 @@ def eval_preprocess(
         size = tf.where(shape == tf.reduce_min(shape), int(side), size)
         image = tf.image.resize(image, size, method="bilinear")
         top, left = (tf.cast(tf.round((n - image_size) / 2), tf.int32) for n in tf.unstack(size))
-        image = image[top : top + image_size, left : left + image_size] / 255.0
+        image = image[top : top + image_size, left : left + image_size]
     else:
         window = _central_window(tf.image.extract_jpeg_shape(jpeg))
         image = tf.image.decode_and_crop_jpeg(jpeg, window, channels=3)
-        image = tf.image.resize(image, [image_size, image_size], method="bilinear") / 255.0
-    return image * 2.0 - 1.0
-
-
-def to_input_range(image: tf.Tensor, input_range: str) -> tf.Tensor:
-    """[-1, 1] RGB images (…, 3) → what the weights expect (``input_range``)."""
-    if input_range == "caffe_bgr":
-        return (image[..., ::-1] + 1.0) * 127.5 - tf.constant(CAFFE_BGR_MEAN)
-    return image
+        image = tf.image.resize(image, [image_size, image_size], method="bilinear")
+    return _to_uint8(image)

@@ -162,15 +162,16 @@ def _in_memory_batches(
 
 
 def _imagenet_batches(dataset: imagenet.ImageNet, images_per_batch: int) -> Iterator[Batch]:
-    """ImageNet validation images decoded whole, cropped 144 times and scaled to [-1, 1],
-    through the dataset's own evaluation pipeline (`ImageNet.map_eval`): the labels,
-    padding, mask and ``input_range`` line up with ``ImageNet.eval_batches()``.
+    """ImageNet validation images decoded whole and cropped 144 times as uint8, through
+    the dataset's own evaluation pipeline (`ImageNet.map_eval`): the labels, padding and
+    mask line up with ``ImageNet.eval_batches()``.
     """
     size = dataset.image_size
 
     def crops(jpeg: tf.Tensor) -> tf.Tensor:
         image = tf.io.decode_jpeg(jpeg, channels=3)
-        return multicrop(image[None], size, shorter_sides(size))[0] * (2 / 255.0) - 1.0
+        crops = multicrop(image[None], size, shorter_sides(size))[0]
+        return tf.cast(tf.round(crops), tf.uint8)
 
     return dataset.map_eval(crops, (NUM_CROPS, size, size, 3), images_per_batch)
 
