@@ -219,6 +219,7 @@ def test_mlp_loop_is_compiled_without_ynnpack_and_computes_the_same(mnist_datase
             steps.train_loop,
             learning_rate_fn=trainer.learning_rate_fn,
             dropout_key=jax.random.key(config.seed + 1),
+            input_range="zero_one",
         )
     )
     assert "__ynn_fusion" not in trainer.train_loop.lower(trainer.state, chunk).compile().as_text()
