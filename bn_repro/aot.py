@@ -40,6 +40,10 @@ HBM_BANDWIDTH = {
 DTYPE_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "u8": 1, "s8": 1, "pred": 1}
 
 
+class LibtpuBusy(RuntimeError):
+    """libtpu is loaded by another process on this host."""
+
+
 def tpu_devices(topology: str) -> list[jax.Device]:
     """Compile-only devices of a TPU ``topology`` ("v4-8", or "v4:2x2x1"); needs libtpu."""
     from jax.experimental import topologies
@@ -55,7 +59,16 @@ def tpu_devices(topology: str) -> list[jax.Device]:
     extra = {"chip_config_name": chip_config} if chip_config else {}
     if per_host:
         extra["chips_per_host_bounds"] = per_host
-    return list(topologies.get_topology_desc(name, "tpu", num_slices=1, **extra).devices)
+    try:
+        return list(topologies.get_topology_desc(name, "tpu", num_slices=1, **extra).devices)
+    except jax.errors.JaxRuntimeError as error:
+        if "lockfile" not in str(error):
+            raise
+        # libtpu's advice (delete the lockfile) would break the other process.
+        raise LibtpuBusy(
+            "Another process has libtpu loaded (an aot_compile.py or a TPU job); wait for "
+            "it, or run with ALLOW_MULTIPLE_LIBTPU_LOAD=1: compiling touches no chip."
+        ) from None
 
 
 @dataclasses.dataclass

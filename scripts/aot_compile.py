@@ -16,6 +16,7 @@ compile-only.
 """
 
 import re
+import sys
 import time
 
 import jax
@@ -76,11 +77,14 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     quiet_logs()
     config = FLAGS.config
-    config_checks.validate(config)
-    if FLAGS.platform == "cuda":
-        _lower_for_cuda(config)
-        return
-    devices = aot.tpu_devices(FLAGS.topology)
+    try:
+        config_checks.validate(config)
+        if FLAGS.platform == "cuda":
+            _lower_for_cuda(config)
+            return
+        devices = aot.tpu_devices(FLAGS.topology)
+    except (ValueError, aot.LibtpuBusy) as error:
+        sys.exit(f"error: {error}")
     print(
         f"{config_flags.get_config_filename(FLAGS['config'])}: "
         f"{len(devices)} x {devices[0].device_kind} ({FLAGS.topology}), global batch "

@@ -103,6 +103,8 @@ def test_bad_choices_name_the_value_and_the_choices():
         models.create_model(_config(conv_impl="fast"), "tpu")
     with pytest.raises(ValueError, match=r"matmul_precision 'tf32'.*'highest'"):
         platforms.matmul_precision(_config(matmul_precision="tf32"))
+    with pytest.raises(ValueError, match=r"--topology='v9-8' is not one of \['v4-8', .*'v4:2x2x1'"):
+        aot.tpu_devices("v9-8")
 
 
 def test_start_up_line_names_platform_and_choices():
