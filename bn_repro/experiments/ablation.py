@@ -6,6 +6,7 @@ directory): the targets are Inception's (A*_i − offset per Inception seed, as 
 `table2_analysis`), and an arm's steps to a target are the median over those.
 """
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -47,7 +48,8 @@ def jobs(quick: bool, runs: Path, seeds: tuple[int, ...] = SEEDS) -> list[runner
 def _steps(inception: list[Run], runs: list[Run]) -> np.ndarray:
     """[offset, run]: the median over Inception seeds of each run's steps to A*_i − offset."""
     pairs = table2_analysis.pairs(inception, runs)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # a run that never gets there gives an all-NaN median
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.array(
             [[np.nanmedian(pairs.steps[o, :, j]) for j in range(len(runs))]
              for o in range(len(crossings.OFFSETS))]
@@ -76,9 +78,10 @@ def report(runs: Path, seeds: tuple[int, ...] = SEEDS) -> str:
             " / ".join("never" if np.isnan(v) else f"{v:,.0f}" for v in steps[o])
             for o in range(len(targets))
         ]
-        ratio = np.nanmean(steps[OFFSET]) / baseline[OFFSET]
+        reached = steps[OFFSET][~np.isnan(steps[OFFSET])]
+        ratio = f"{reached.mean() / baseline[OFFSET]:.2f}" if reached.size else "never"
         maxima = " / ".join(f"{run.maximum:.2%}" for run in found)
-        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {ratio:.2f} | {maxima} |")
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {ratio} | {maxima} |")
     table = "\n".join(lines) + f"\n\nSeeds {', '.join(map(str, seeds))} in each cell."
     return f"{table}\n\n{readings_table(inception, arms)}\n"
 
@@ -111,9 +114,13 @@ def readings(inception: list[Run], arms: dict[str, list[Run]]) -> list[tuple[str
         ("A2", f"faster than BN-x5: {', '.join(faster) or 'none'}", bool(faster)),
         ("A3", f"BN-x5's maximum − the shuffle arm's: {shuffle_loss * 100:+.2f} pt",
          shuffle_loss >= 0.005),
-        ("A4", f"Inception on BN-x5's schedule: {control:.2f}× BN-x5's steps", control >= 2),
-        ("A5", f"BN-Baseline with the fast decay: {fast_decay:.2f}×", fast_decay >= 1.5),
+        ("A4", f"Inception on BN-x5's schedule: {_times(control)}", control >= 2),
+        ("A5", f"BN-Baseline with the fast decay: {_times(fast_decay)}", fast_decay >= 1.5),
     ]  # fmt: skip
+
+
+def _times(slowdown: float) -> str:
+    return "never reaches A*−1" if np.isinf(slowdown) else f"{slowdown:.2f}× BN-x5's steps"
 
 
 def readings_table(inception: list[Run], arms: dict[str, list[Run]]) -> str:
@@ -130,8 +137,12 @@ def plot(runs: Path, out: Path, seeds: tuple[int, ...] = SEEDS) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for k, (arm, found) in enumerate(arms.items()):
         steps = _steps(inception, found)[OFFSET]
-        ax.bar(k, np.nanmean(steps), color="tab:blue" if arm != BASELINE else "tab:grey")
-        ax.plot([k] * len(steps), steps, "k.", markersize=6)
+        colour = "tab:blue" if arm != BASELINE else "tab:grey"
+        if np.isnan(steps).all():
+            ax.text(k, 0, "never", rotation=90, ha="center", va="bottom")
+        else:
+            ax.bar(k, np.nanmean(steps), color=colour)
+            ax.plot([k] * len(steps), steps, "k.", markersize=6)
     ax.set_xticks(range(len(arms)), list(arms), rotation=40, ha="right")
     ax.set_ylabel("steps to A*−1 (median over Inception seeds)")
     ax.set_title("BN-x5 with one Section 4.2.1 change undone (CPU scale)")
