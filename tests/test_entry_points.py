@@ -73,7 +73,7 @@ def test_readme_commands_name_only_existing_flags():
     for entry, line in commands:
         assert entry in ENTRY_POINTS, f"README runs {entry}, which is not an entry point"
         usage = _help_outputs()[entry].stdout
-        for flag in re.findall(r"(?<![\w-])--([a-z_]+)", line):
+        for flag in re.findall(r"(?<![\w-])--([a-z_0-9]+)", line):
             if not re.search(rf"--(\[no\])?{flag}\b", usage):
                 unknown.append(f"python {entry} ... --{flag}")
     assert not unknown, f"README flags that the command does not define: {unknown}"
